@@ -1,0 +1,154 @@
+"""Near-miss names: per-variable suggestions and whole-scope name_map proposals."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter, defaultdict
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+Meta = Tuple[Optional[Tuple[Optional[int], ...]], str]  # (shape, dtype name)
+
+# Renames that refactors and framework moves commonly make, normalised to one spelling
+# before names are compared (tf-slim "weights"/"biases" vs Keras "kernel"/"bias", ...).
+_SYNONYMS = {
+    "weights": "kernel",
+    "w": "kernel",
+    "biases": "bias",
+    "b": "bias",
+    "fully_connected": "fc",
+    "dense": "fc",
+    "moving_variance": "moving_var",
+}
+_REPEAT_SUFFIX = re.compile(r"_\d+$")
+# Suggestions consider every unused key up to this many; beyond it only keys sharing a
+# name suffix, so a plan over 10,000 variables stays fast.
+_FULL_SCAN_LIMIT = 300
+_MAX_SUGGESTED = 500
+_PER_VARIABLE = 3
+_MIN_SIMILARITY = 0.6
+
+__all__ = ["close_names", "propose_name_map", "suggest"]
+
+
+def _normalise(name: str) -> str:
+    segments = []
+    for segment in name.lower().split("/"):
+        segment = _REPEAT_SUFFIX.sub("", segment) or segment
+        segments.append(_SYNONYMS.get(segment, segment))
+    return "/".join(segments)
+
+
+def _similarity(a: str, b: str) -> float:
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    if matcher.real_quick_ratio() < _MIN_SIMILARITY or matcher.quick_ratio() < _MIN_SIMILARITY:
+        return 0.0
+    whole = matcher.ratio()
+    # The last segment carries most meaning ("kernel" vs "bias"); weigh it in.
+    last = difflib.SequenceMatcher(None, a.rsplit("/", 1)[-1], b.rsplit("/", 1)[-1]).ratio()
+    return 0.7 * whole + 0.3 * last
+
+
+def close_names(name: str, candidates: Sequence[str], limit: int = 5) -> List[str]:
+    """Candidates that look like ``name``, best first (for "did you mean" hints)."""
+    target = _normalise(name)
+    scored = [(_similarity(target, _normalise(candidate)), candidate) for candidate in candidates]
+    return [candidate for score, candidate in sorted(scored, key=lambda item: (-item[0], item[1])) if score >= _MIN_SIMILARITY][
+        :limit
+    ]
+
+
+def _suffix_index(keys: Sequence[str]) -> Dict[Tuple[str, ...], List[str]]:
+    index: Dict[Tuple[str, ...], List[str]] = defaultdict(list)
+    for key in keys:
+        segments = tuple(key.split("/"))
+        for start in range(len(segments)):
+            index[segments[start:]].append(key)
+    return index
+
+
+def _sharing_suffix(name: str, index: Mapping[Tuple[str, ...], List[str]], cap: int = 20) -> List[str]:
+    segments = tuple(name.split("/"))
+    for start in range(len(segments)):
+        found = index.get(segments[start:])
+        if found:
+            return found[:cap]
+    return []
+
+
+def suggest(missing: Mapping[str, Meta], unused: Mapping[str, Meta]) -> Dict[str, Tuple[str, ...]]:
+    """For each missing graph variable, the unused checkpoint keys it most likely is.
+
+    Ranked by shape-and-dtype compatibility first, then name similarity (after common
+    renames such as weights->kernel); a candidate must look like the name at all.
+    """
+    if not missing or not unused:
+        return {}
+    keys = sorted(unused)
+    full_scan = len(keys) <= _FULL_SCAN_LIMIT
+    index = None if full_scan else _suffix_index(keys)
+    normalised = {key: _normalise(key) for key in keys}
+    suggestions: Dict[str, Tuple[str, ...]] = {}
+    for name in sorted(missing)[:_MAX_SUGGESTED]:
+        pool = keys if full_scan else _sharing_suffix(name, index)  # type: ignore[arg-type]
+        target = _normalise(name)
+        ranked = []
+        for key in pool:
+            score = _similarity(target, normalised[key])
+            if score < _MIN_SIMILARITY:
+                continue
+            compatible = unused[key] == missing[name] or (missing[name][0] is None and unused[key][1] == missing[name][1])
+            ranked.append((not compatible, -score, key))
+        if ranked:
+            suggestions[name] = tuple(key for _, _, key in sorted(ranked)[:_PER_VARIABLE])
+    return suggestions
+
+
+def _scope(segments: Sequence[str]) -> str:
+    return "/".join(segments) + "/" if segments else "/"
+
+
+def propose_name_map(missing: Mapping[str, Meta], unused: Mapping[str, Meta]) -> Tuple[Dict[str, str], Dict[str, int]]:
+    """Scope entries that would fix several missing variables at once.
+
+    A missing ``model/conv1/w`` next to an unused ``net/conv1/w`` of the same shape votes
+    for ``{"net/": "model/"}``; entries with at least two votes are proposed, greedily.
+
+    Returns:
+        (proposed name_map, {checkpoint scope: how many missing variables it fixes}).
+    """
+    if not missing or not unused:
+        return {}, {}
+    index: Dict[Tuple[str, ...], List[Tuple[str, ...]]] = defaultdict(list)
+    for key in unused:
+        segments = tuple(key.split("/"))
+        for start in range(len(segments)):
+            index[segments[start:]].append(segments[:start])
+    votes: Dict[Tuple[str, str], List[str]] = defaultdict(list)
+    for name, meta in sorted(missing.items()):
+        segments = tuple(name.split("/"))
+        for start in range(len(segments)):
+            suffix = segments[start:]
+            prefixes = index.get(suffix)
+            if not prefixes:
+                continue
+            graph_scope = segments[:start]
+            for key_scope in prefixes[:5]:
+                key = "/".join(key_scope + suffix)
+                if key_scope != graph_scope and unused[key] == meta:
+                    votes[(_scope(key_scope), _scope(graph_scope))].append(name)
+            break
+    proposal: Dict[str, str] = {}
+    fixes: Dict[str, int] = {}
+    fixed: set = set()
+    while votes:
+        counts = Counter({rule: len(set(names) - fixed) for rule, names in votes.items()})
+        (rule, count), = counts.most_common(1)
+        if count < 2:
+            break
+        key_scope, graph_scope = rule
+        if key_scope not in proposal:
+            proposal[key_scope] = graph_scope
+            fixes[key_scope] = count
+        fixed |= set(votes.pop(rule))
+    return proposal, fixes

@@ -1,0 +1,311 @@
+"""RestorePlan: what a restore will do, computed from checkpoint metadata (DESIGN section 5).
+
+``build_plan`` pairs checkpoint keys with graph variables through the name map, checks
+shapes and dtypes, and collects everything that does not line up, all at once. It reads
+no tensor bytes and touches no session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections import defaultdict
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+from partialsaver import _report
+from partialsaver._suggest import Meta, propose_name_map, suggest
+from partialsaver.checkpoint import CheckpointMetadata
+from partialsaver.errors import NameMapError, UsageError, format_items
+from partialsaver.mapping import NameMap, Rule
+from partialsaver.names import GraphVariable, Shape, graph_of
+from partialsaver.selection import Diagnostic, Selection, Spec, describe_spec, matches
+
+__all__ = ["Mismatch", "Restore", "RestorePlan", "build_plan"]
+
+
+class Restore(NamedTuple):
+    """One checkpoint key restored into one graph variable."""
+
+    checkpoint_key: str
+    graph_name: str
+    shape: Shape
+    dtype: str
+
+
+class Mismatch(NamedTuple):
+    """A key and a variable that pair by name but differ in shape or dtype.
+
+    ``checkpoint`` and ``graph`` are the two shapes (tuples) or the two dtype names.
+    """
+
+    checkpoint_key: str
+    graph_name: str
+    checkpoint: Any
+    graph: Any
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return types.MappingProxyType(dict(mapping))
+
+
+@dataclasses.dataclass(frozen=True)
+class RestorePlan:
+    """What ``SmartSaver.restore`` will do (or did) for one checkpoint. Immutable.
+
+    Attributes:
+        checkpoint: the resolved checkpoint prefix.
+        restored: Restore(checkpoint_key, graph_name, shape, dtype) for each pair restored.
+        missing: graph names of selected variables no checkpoint key feeds.
+        unused: checkpoint keys whose (mapped) name is no variable of the graph.
+        not_selected: checkpoint keys whose variable exists but was left out on purpose
+            (include / exclude / expect_new); never an error.
+        shape_mismatches, dtype_mismatches: Mismatch records, both sides named.
+        initialized: selected variables restore will not set (missing, mismatched,
+            expected new): restore initialises them unless already initialised.
+        unselected: graph variables outside the selection; restore initialises them
+            too when they are not initialised yet, and never overwrites them.
+        expected_new: variables declared new with ``expect_new``.
+        diagnostics: filter specs and map rules that matched nothing, other warnings.
+        suggestions: {missing graph name: (checkpoint keys, best first)}.
+        proposed_name_map: scope entries that would fix many missing variables, or {}.
+    """
+
+    checkpoint: str
+    restored: Tuple[Restore, ...]
+    missing: Tuple[str, ...]
+    unused: Tuple[str, ...]
+    not_selected: Tuple[str, ...]
+    shape_mismatches: Tuple[Mismatch, ...]
+    dtype_mismatches: Tuple[Mismatch, ...]
+    initialized: Tuple[str, ...]
+    diagnostics: Tuple[Diagnostic, ...]
+    suggestions: Mapping[str, Tuple[str, ...]]
+    proposed_name_map: Mapping[str, str]
+    unselected: Tuple[str, ...] = ()
+    expected_new: Tuple[str, ...] = ()
+    proposed_fixes: Mapping[str, int] = dataclasses.field(default_factory=dict, repr=False)
+    graph_meta: Mapping[str, Meta] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    checkpoint_meta: Mapping[str, Meta] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is missing or mismatched and every guardrail holds."""
+        return not (
+            self.missing
+            or self.shape_mismatches
+            or self.dtype_mismatches
+            or any(d.kind == "require_failed" for d in self.diagnostics)
+        )
+
+    @property
+    def mismatched(self) -> Tuple[str, ...]:
+        """Graph names of variables with a shape or dtype mismatch."""
+        return tuple(sorted({m.graph_name for m in self.shape_mismatches + self.dtype_mismatches}))
+
+    def __str__(self) -> str:
+        return _report.render_text(self)
+
+    def __repr__(self) -> str:
+        return f"<RestorePlan {_report.summary_line(self)}>"
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-serialisable dict (shapes as lists); see the README for the schema."""
+        return _report.to_dict(self)
+
+    def _repr_html_(self) -> str:
+        return _report.render_html(self)
+
+
+def _compatible(graph_shape: Shape, checkpoint_shape: Tuple[int, ...]) -> bool:
+    if graph_shape is None:
+        return True
+    return len(graph_shape) == len(checkpoint_shape) and all(
+        dim is None or dim == other for dim, other in zip(graph_shape, checkpoint_shape)
+    )
+
+
+def _check_rule_targets(name_map: NameMap, variables: Mapping[str, GraphVariable], graph: Any) -> None:
+    unknown = name_map.unknown_exact_targets(list(variables))
+    if unknown:
+        raise NameMapError(
+            f"name_map names {len(unknown)} graph variable(s) that do not exist: {format_items(unknown)}; "
+            "fix the target names (see the graph's variables) or drop those entries"
+        )
+    if graph is None:
+        return
+    foreign = [rule.describe() for rule, obj in name_map.variable_values if graph_of(obj) not in (None, graph)]
+    if foreign:
+        raise UsageError(
+            f"name_map holds variables from another graph: {format_items(foreign)}; "
+            "pass variables of the graph being restored (or their names)"
+        )
+
+
+def _pair_keys(
+    keys: Sequence[str], name_map: NameMap, variables: Mapping[str, GraphVariable]
+) -> Tuple[Dict[str, str], Dict[str, Tuple[str, ...]], set]:
+    """Which key feeds each graph variable; raises on rule collisions.
+
+    Returns (winner key per graph name, targets per key, indices of rules that matched).
+    """
+    claims: Dict[str, List[Tuple[str, Optional[Rule]]]] = defaultdict(list)
+    targets_of: Dict[str, Tuple[str, ...]] = {}
+    used_rules: set = set()
+    for key in keys:
+        targets, rule = name_map.apply(key)
+        targets_of[key] = targets
+        if rule is not None:
+            used_rules.add(rule.index)
+        for target in targets:
+            if target in variables:
+                claims[target].append((key, rule))
+    winners: Dict[str, str] = {}
+    collisions: List[str] = []
+    for graph_name, claimants in claims.items():
+        by_rule = [(key, rule) for key, rule in claimants if rule is not None]
+        if len(by_rule) > 1:
+            collisions.append(
+                f"{graph_name!r} <- " + " and ".join(f"{key!r} ({rule.describe()})" for key, rule in sorted(by_rule, key=lambda c: c[0]))  # type: ignore[union-attr]
+            )
+            continue
+        winners[graph_name] = by_rule[0][0] if by_rule else claimants[0][0]
+    if collisions:
+        raise NameMapError(
+            f"name_map maps several checkpoint keys onto one graph variable in {len(collisions)} case(s): "
+            + "; ".join(sorted(collisions)[:10])
+            + (f" ... and {len(collisions) - 10} more" if len(collisions) > 10 else "")
+            + "; make the rules more specific so each variable has one source"
+        )
+    return winners, targets_of, used_rules
+
+
+def _require_diagnostics(
+    require: Sequence[Spec],
+    min_fraction: float,
+    variables: Mapping[str, GraphVariable],
+    restored_names: set,
+) -> List[Diagnostic]:
+    diagnostics = []
+    for spec in require:
+        covered = [name for name, gv in variables.items() if matches(spec, name, gv.variable)]
+        hit = [name for name in covered if name in restored_names]
+        fraction = len(hit) / len(covered) if covered else 0.0
+        if not hit or fraction < min_fraction:
+            diagnostics.append(
+                Diagnostic(
+                    "require_failed",
+                    describe_spec(spec),
+                    f"require {describe_spec(spec)}: {len(hit)} of {len(covered)} variables would be restored"
+                    + (f" (less than min_restored_fraction={min_fraction:g})" if hit else "")
+                    + "; fix name_map / include so the required variables are found in the checkpoint",
+                )
+            )
+    return diagnostics
+
+
+def build_plan(
+    metadata: CheckpointMetadata,
+    variables: Mapping[str, GraphVariable],
+    selection: Selection,
+    name_map: NameMap,
+    *,
+    graph: Any = None,
+    require: Sequence[Spec] = (),
+    min_restored_fraction: float = 0.0,
+) -> Tuple[RestorePlan, List[Tuple[str, GraphVariable]]]:
+    """Pair checkpoint keys with graph variables and collect every problem at once.
+
+    Args:
+        metadata: the checkpoint's shapes and dtypes (from its index).
+        variables: every graph variable known, selected or not, by graph name.
+        selection: the selected / expected-new names and filter diagnostics.
+        name_map: the compiled checkpoint -> graph rules.
+        graph: the tf.Graph (None in eager mode), to reject foreign variable values.
+        require, min_restored_fraction: guardrails, reported as diagnostics.
+
+    Returns:
+        (the plan, the (checkpoint key, GraphVariable) pairs to restore).
+
+    Raises:
+        NameMapError: rule collisions or targets that name no variable.
+        UsageError: name_map values that are variables of another graph.
+    """
+    _check_rule_targets(name_map, variables, graph)
+    keys = sorted(metadata.shapes)
+    winners, targets_of, used_rules = _pair_keys(keys, name_map, variables)
+    selected = set(selection.selected)
+    expected_new = set(selection.expected_new)
+
+    pairs: List[Tuple[str, GraphVariable]] = []
+    restored: List[Restore] = []
+    shape_mismatches: List[Mismatch] = []
+    dtype_mismatches: List[Mismatch] = []
+    unused: List[str] = []
+    not_selected: List[str] = []
+    diagnostics: List[Diagnostic] = list(selection.diagnostics)
+    for key in keys:
+        won = [target for target in targets_of[key] if winners.get(target) == key]
+        chosen = [target for target in won if target in selected]
+        if not won:
+            unused.append(key)
+        elif not chosen:
+            not_selected.append(key)
+        for target in won:
+            if target in expected_new:
+                diagnostics.append(
+                    Diagnostic(
+                        "expected_new_found",
+                        target,
+                        f"expect_new variable {target!r} IS in the checkpoint as {key!r}; "
+                        "drop it from expect_new to restore it",
+                    )
+                )
+        for target in chosen:
+            graph_variable = variables[target]
+            key_shape, key_dtype = metadata.shapes[key], metadata.dtypes[key]
+            if not _compatible(graph_variable.shape, key_shape):
+                shape_mismatches.append(Mismatch(key, target, key_shape, graph_variable.shape))
+            elif key_dtype != graph_variable.dtype:
+                dtype_mismatches.append(Mismatch(key, target, key_dtype, graph_variable.dtype))
+            else:
+                restored.append(Restore(key, target, key_shape, key_dtype))
+                pairs.append((key, graph_variable))
+
+    restored_names = {record.graph_name for record in restored}
+    mismatched_names = {m.graph_name for m in shape_mismatches + dtype_mismatches}
+    missing = sorted(name for name in selected if name not in restored_names and name not in mismatched_names)
+    initialized = sorted(set(missing) | mismatched_names | expected_new)
+    unselected = sorted(name for name in variables if name not in selected and name not in expected_new)
+
+    diagnostics += [
+        Diagnostic("unmatched_rule", rule.describe(), f"name_map {rule.describe()} matched no checkpoint key; "
+                   "check it for a typo (perhaps you misspelled it?)")
+        for rule in name_map.rules
+        if rule.index not in used_rules and rule.kind != "var_list"
+    ]
+    diagnostics += _require_diagnostics(require, min_restored_fraction, variables, restored_names)
+
+    graph_meta = {name: (gv.shape, gv.dtype) for name, gv in variables.items()}
+    checkpoint_meta = {key: (metadata.shapes[key], metadata.dtypes[key]) for key in keys}
+    unused_meta = {key: checkpoint_meta[key] for key in unused}
+    missing_meta = {name: graph_meta[name] for name in missing}
+    proposal, fixes = propose_name_map(missing_meta, unused_meta)
+    plan = RestorePlan(
+        checkpoint=metadata.prefix,
+        restored=tuple(sorted(restored, key=lambda r: (r.graph_name, r.checkpoint_key))),
+        missing=tuple(missing),
+        unused=tuple(unused),
+        not_selected=tuple(not_selected),
+        shape_mismatches=tuple(sorted(shape_mismatches, key=lambda m: m.graph_name)),
+        dtype_mismatches=tuple(sorted(dtype_mismatches, key=lambda m: m.graph_name)),
+        initialized=tuple(initialized),
+        diagnostics=tuple(diagnostics),
+        suggestions=_frozen(suggest(missing_meta, unused_meta)),
+        proposed_name_map=_frozen(proposal),
+        unselected=tuple(unselected),
+        expected_new=tuple(sorted(expected_new)),
+        proposed_fixes=_frozen(fixes),
+        graph_meta=_frozen(graph_meta),
+        checkpoint_meta=_frozen(checkpoint_meta),
+    )
+    return plan, pairs

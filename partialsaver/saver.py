@@ -1,0 +1,313 @@
+"""SmartSaver: select -> map -> plan -> restore -> initialise -> save (DESIGN sections 3-6)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import weakref
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from partialsaver import _session
+from partialsaver._tf import tf, v1
+from partialsaver.checkpoint import read_metadata
+from partialsaver.errors import CheckpointMismatchError, NameMapError, UsageError, format_items
+from partialsaver.mapping import NameMap, NameMapArg
+from partialsaver.names import GraphVariable, collect_variables, graph_of, graph_variables, is_variable, variable_name
+from partialsaver.plan import RestorePlan, build_plan
+from partialsaver.selection import SpecArg, normalize_specs, select
+
+_logger = logging.getLogger("partialsaver")
+
+# tf.compat.v1.train.Saver keyword arguments a SmartSaver passes on; the ones that shape
+# how values are read also go to the savers restore() builds.
+_SAVER_KWARGS = frozenset(
+    {"reshape", "sharded", "max_to_keep", "keep_checkpoint_every_n_hours", "name", "restore_sequentially",
+     "allow_empty", "write_version", "pad_step_number", "save_relative_paths", "filename"}
+)
+_RESTORE_KWARGS = frozenset({"reshape", "sharded", "restore_sequentially"})
+
+__all__ = ["SmartSaver"]
+
+
+class _LazyVariables(Mapping):
+    """name -> what a callable filter sees, built only when a callable asks."""
+
+    def __init__(self, variables: Mapping[str, GraphVariable]) -> None:
+        self._variables = variables
+
+    def __getitem__(self, name: str) -> Any:
+        return self._variables[name].variable
+
+    def __iter__(self):  # pragma: no cover - Mapping protocol
+        return iter(self._variables)
+
+    def __len__(self) -> int:  # pragma: no cover - Mapping protocol
+        return len(self._variables)
+
+
+class SmartSaver:
+    """Partial restore with a report first, then initialisation of exactly the rest.
+
+    Args:
+        var_list: None (every global variable of the graph), a list of variables, or a dict
+            ``{checkpoint_name: variable}`` taken as tf.compat.v1.train.Saver takes it.
+        include, exclude: scope strings, compiled regexes or callables (one or a list).
+        name_map: checkpoint key -> graph name rules (exact, scope, regex) or a callable.
+        expect_new: specs of variables that are new (never restored, never "missing").
+        require: specs that must restore at least ``min_restored_fraction`` of their
+            variables (and at least one), else restore() raises before touching anything.
+        strict: missing variables, unused keys and specs/rules matching nothing raise.
+        skip_mismatched: initialise shape/dtype mismatches instead of raising.
+        **saver_kwargs: tf.compat.v1.train.Saver options (max_to_keep, sharded, ...).
+
+    Example:
+        >>> saver = SmartSaver(include="backbone", name_map={"InceptionV1/": "backbone/InceptionV1/"})
+        >>> plan = saver.restore(sess, "pretrained_dir")          # doctest: +SKIP
+        >>> print(plan)                                          # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        var_list: Any = None,
+        *,
+        include: SpecArg = None,
+        exclude: SpecArg = None,
+        name_map: NameMapArg = None,
+        expect_new: SpecArg = None,
+        require: SpecArg = None,
+        min_restored_fraction: float = 0.0,
+        strict: bool = False,
+        skip_mismatched: bool = False,
+        **saver_kwargs: Any,
+    ) -> None:
+        for flag, value in (("strict", strict), ("skip_mismatched", skip_mismatched)):
+            if not isinstance(value, bool):
+                raise UsageError(f"{flag} must be True or False, not {value!r}")
+        if isinstance(min_restored_fraction, bool) or not isinstance(min_restored_fraction, (int, float)) or not (
+            0.0 <= min_restored_fraction <= 1.0
+        ):
+            raise UsageError(f"min_restored_fraction must be a number in [0, 1], not {min_restored_fraction!r}")
+        unknown = sorted(set(saver_kwargs) - _SAVER_KWARGS)
+        if unknown:
+            raise UsageError(
+                f"SmartSaver got unknown keyword argument(s) {format_items(unknown)}; "
+                f"tf.compat.v1.train.Saver options it passes on are {format_items(_SAVER_KWARGS, 20)}"
+            )
+        explicit = self._take_var_list(var_list, name_map)
+        self._include = normalize_specs(include, "include")
+        self._exclude = normalize_specs(exclude, "exclude")
+        self._expect_new = normalize_specs(expect_new, "expect_new")
+        self._require = normalize_specs(require, "require")
+        self._min_restored_fraction = float(min_restored_fraction)
+        self._name_map = NameMap(name_map, explicit=explicit)
+        self._strict = strict
+        self._skip_mismatched = skip_mismatched
+        self._saver_kwargs = dict(saver_kwargs)
+        # Ops built per graph, reused by later calls so a training loop never grows the graph.
+        self._ops: "weakref.WeakKeyDictionary[Any, _session.GraphOps]" = weakref.WeakKeyDictionary()
+        self._eager_ops: Optional[_session.GraphOps] = None
+
+    def _take_var_list(self, var_list: Any, name_map: NameMapArg) -> Optional[Dict[str, str]]:
+        self._var_list: Optional[List[Any]] = None
+        if var_list is None:
+            return None
+        if isinstance(var_list, Mapping):
+            if name_map is not None:
+                raise UsageError(
+                    "var_list as a dict already names every checkpoint key; pass either the dict "
+                    "or name_map, not both (e.g. var_list=[...], name_map={...})"
+                )
+            bad = [repr(key) for key, value in var_list.items() if not isinstance(key, str) or not is_variable(value)]
+            if bad:
+                raise UsageError(
+                    f"var_list dict must map checkpoint names (str) to variables; bad entries for keys "
+                    f"{format_items(bad)}"
+                )
+            self._var_list = list(var_list.values())
+            return {key: variable_name(value) for key, value in var_list.items()}
+        if isinstance(var_list, (list, tuple)):
+            self._var_list = list(var_list)
+            collect_variables(self._var_list)  # validate types and duplicates now
+            return None
+        raise UsageError(
+            f"var_list must be None, a list of variables or a dict {{checkpoint_name: variable}}, "
+            f"not {type(var_list).__name__}"
+        )
+
+    # -- graph and variables ----------------------------------------------------------------
+
+    def _graph(self, sess: Any, *, need_session: bool) -> Any:
+        """The graph to work on (None in eager mode), with the session checked against it."""
+        listed_graphs = {id(g): g for g in map(graph_of, self._var_list or [])}
+        eager = tf.executing_eagerly() and (self._var_list is None or None in listed_graphs.values())
+        if eager:
+            if self._var_list is None:
+                raise UsageError(
+                    "in eager mode there is no graph to collect variables from; pass "
+                    "var_list=model.variables (or build the model inside tf.Graph().as_default())"
+                )
+            if sess is not None:
+                raise UsageError("eager variables need no session; call with sess=None")
+            return None
+        if sess is None:
+            if need_session:
+                raise UsageError(
+                    "a tf.compat.v1.Session is needed in graph mode; pass the session that "
+                    "runs this graph (sess=None only works in eager mode)"
+                )
+            graph = v1.get_default_graph() if not listed_graphs else next(iter(listed_graphs.values()))
+        else:
+            graph = _session.check_session(sess)
+        foreign = [variable_name(v) for v in self._var_list or [] if graph_of(v) is not graph]
+        if foreign:
+            raise UsageError(
+                f"var_list holds {len(foreign)} variable(s) from another graph than the "
+                f"session's: {format_items(foreign)}; build the SmartSaver in the graph you restore into"
+            )
+        return graph
+
+    def _variables(self, graph: Any) -> Tuple[Dict[str, GraphVariable], List[str]]:
+        """(every known variable by name, the candidates for selection in order)."""
+        listed = collect_variables(self._var_list) if self._var_list is not None else None
+        if graph is None:
+            return dict(listed or {}), list(listed or {})
+        pool = graph_variables(graph)
+        if listed is None:
+            return pool, list(pool)
+        pool.update(listed)
+        return pool, list(listed)
+
+    def _plan(self, checkpoint: Any, graph: Any) -> Tuple[RestorePlan, List[Tuple[str, GraphVariable]]]:
+        metadata = read_metadata(checkpoint)
+        variables, candidates = self._variables(graph)
+        selection = select(candidates, self._include, self._exclude, self._expect_new, obj_of=_LazyVariables(variables))
+        return build_plan(
+            metadata,
+            variables,
+            selection,
+            self._name_map,
+            graph=graph,
+            require=self._require,
+            min_restored_fraction=self._min_restored_fraction,
+        )
+
+    # -- public API -------------------------------------------------------------------------
+
+    def plan(self, checkpoint: Any) -> RestorePlan:
+        """What restore() would do, from the checkpoint's index only (no session, no ops).
+
+        Uses the default graph (or the graph of ``var_list``); in eager mode, ``var_list``.
+
+        Raises:
+            CheckpointNotFoundError, CorruptCheckpointError: the checkpoint cannot be read.
+            NameMapError: colliding rules or rules naming variables that do not exist.
+        """
+        return self._plan(checkpoint, self._graph(None, need_session=False))[0]
+
+    def _check(self, plan: RestorePlan, strict: bool, skip_mismatched: bool) -> None:
+        reasons = []
+        mismatches = len(plan.shape_mismatches) + len(plan.dtype_mismatches)
+        if mismatches and not skip_mismatched:
+            reasons.append(f"{mismatches} shape/dtype mismatch(es) (pass skip_mismatched=True to initialise them instead)")
+        failed = [d for d in plan.diagnostics if d.kind == "require_failed"]
+        if failed:
+            reasons.append(f"{len(failed)} required spec(s) would restore too little")
+        if strict:
+            if plan.missing:
+                reasons.append(f"{len(plan.missing)} missing variable(s) {format_items(plan.missing, 5)} (strict=True)")
+            if plan.unused:
+                reasons.append(f"{len(plan.unused)} unused checkpoint key(s) {format_items(plan.unused, 5)} (strict=True)")
+            unmatched = [d.subject for d in plan.diagnostics if d.kind.startswith("unmatched_")]
+            if unmatched:
+                reasons.append(f"{len(unmatched)} spec(s)/rule(s) matched nothing: {format_items(unmatched, 5)} (strict=True)")
+        if reasons:
+            raise CheckpointMismatchError(
+                f"nothing was restored from {plan.checkpoint}: " + "; ".join(reasons) + "\n\n" + str(plan), plan
+            )
+
+    def restore(
+        self,
+        sess: Any,
+        checkpoint: Any,
+        *,
+        strict: Optional[bool] = None,
+        skip_mismatched: Optional[bool] = None,
+        init_unrestored: bool = True,
+    ) -> RestorePlan:
+        """Plan, check, restore the planned pairs, then initialise what is left.
+
+        Nothing is restored when the plan has an error; variables that were already
+        initialised in ``sess`` are never overwritten by initialisation.
+
+        Args:
+            sess: the tf.compat.v1.Session of the graph (None in eager mode).
+            checkpoint: a directory (its latest checkpoint), a prefix, or a checkpoint file.
+            strict, skip_mismatched: override the constructor's values for this call.
+            init_unrestored: initialise every not-yet-initialised variable not restored.
+
+        Returns:
+            The RestorePlan that was carried out.
+
+        Raises:
+            CheckpointMismatchError: mismatches (unless skip_mismatched), failed guardrails,
+                or under strict missing/unused/unmatched items; ``.plan`` holds the plan.
+            CheckpointNotFoundError, CorruptCheckpointError, NameMapError, UsageError.
+        """
+        strict = self._strict if strict is None else strict
+        skip_mismatched = self._skip_mismatched if skip_mismatched is None else skip_mismatched
+        graph = self._graph(sess, need_session=True)
+        plan, pairs = self._plan(checkpoint, graph)
+        _logger.log(logging.INFO if plan.ok else logging.WARNING, "%s", plan)
+        self._check(plan, strict, skip_mismatched)
+        if graph is None:
+            _session.restore_eager(plan.checkpoint, pairs)
+            return plan
+        ops = self._graph_ops(graph)
+        restored = {record.graph_name for record in plan.restored}
+        ops.restore_and_initialize(sess, plan.checkpoint, pairs, restored if init_unrestored else None)
+        return plan
+
+    def _graph_ops(self, graph: Any) -> "_session.GraphOps":
+        if graph is None:
+            if self._eager_ops is None:
+                self._eager_ops = _session.GraphOps(None, self._saver_kwargs, _RESTORE_KWARGS)
+            return self._eager_ops
+        ops = self._ops.get(graph)
+        if ops is None:
+            ops = self._ops[graph] = _session.GraphOps(graph, self._saver_kwargs, _RESTORE_KWARGS)
+        return ops
+
+    def _save_keys(self, graph: Any) -> List[Tuple[str, GraphVariable]]:
+        variables, candidates = self._variables(graph)
+        selection = select(candidates, self._include, self._exclude, self._expect_new, obj_of=_LazyVariables(variables))
+        names = list(selection.selected) + list(selection.expected_new)
+        by_key: Dict[str, List[str]] = {}
+        for name in names:
+            by_key.setdefault(self._name_map.invert(name), []).append(name)
+        collisions = [f"{key!r} <- {names!r}" for key, names in by_key.items() if len(names) > 1]
+        if collisions:
+            raise NameMapError(
+                f"save() would write several variables under one checkpoint key: {format_items(collisions)}; "
+                "make name_map invertible for these variables or exclude some of them"
+            )
+        return [(key, variables[names[0]]) for key, names in by_key.items()]
+
+    def save(self, sess: Any, save_path: Any, global_step: Any = None, **kwargs: Any) -> str:
+        """Save the selected variables under the keys restore() would read them from.
+
+        Exact and scope entries of ``name_map`` are inverted (``{"v3": "v3_x"}`` saves
+        ``v3_x`` as ``v3``); regex and callable rules cannot be inverted in general, so
+        the variables only they would name are saved under their graph names. Creates
+        ``save_path``'s parent directory. ``kwargs`` go to tf.compat.v1.train.Saver.save.
+
+        Returns:
+            The path prefix of the written checkpoint.
+        """
+        if not isinstance(save_path, (str, os.PathLike)):
+            raise UsageError(f"save_path must be a str or os.PathLike, not {type(save_path).__name__}")
+        graph = self._graph(sess, need_session=True)
+        if not self._name_map.invertible:
+            _logger.info("save(): regex/callable name_map rules are not inverted; those variables keep their graph names")
+        pairs = self._save_keys(graph)
+        return self._graph_ops(graph).save(sess, os.fspath(save_path), pairs, global_step, kwargs)

@@ -1,0 +1,188 @@
+"""Include / exclude filters -> the selected variables (DESIGN section 3).
+
+A spec's type decides how it matches a name:
+
+- ``str``: a scope, segment-aware (``"a/b"`` covers ``a/b`` and ``a/b/...``, never ``a/bc``);
+- compiled ``re.Pattern``: ``pattern.search(name)``;
+- callable: ``fn(obj) -> bool`` where ``obj`` is the variable (graph / eager use) or the
+  checkpoint key (offline tools).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+
+from partialsaver.errors import NameMapError, format_items
+from partialsaver.names import in_scope
+
+Spec = Union[str, "re.Pattern[str]", Callable[[Any], bool]]
+SpecArg = Union[None, Spec, Sequence[Spec]]
+
+# Slot variables of the tf.compat.v1 optimizers are named "<var>/<Optimizer>[_1][_N]";
+# Adam's step powers are "beta1_power" / "beta2_power" (with "_N" when repeated).
+OPTIMIZER_SLOTS: "re.Pattern[str]" = re.compile(
+    r"(^|/)beta[12]_power(_\d+)?$"
+    r"|/(Adam|Momentum|RMSProp|Adagrad|AdagradDA|ProximalAdagrad|Adadelta|Ftrl|Nadam|Adamax|LazyAdam"
+    r"|GradientDescent|ProximalGradientDescent)(_\d+)*$"
+)
+GLOBAL_STEP: "re.Pattern[str]" = re.compile(r"(^|/)global_step$")
+
+_PRESETS = {id(OPTIMIZER_SLOTS): "OPTIMIZER_SLOTS", id(GLOBAL_STEP): "GLOBAL_STEP"}
+
+__all__ = [
+    "GLOBAL_STEP",
+    "OPTIMIZER_SLOTS",
+    "Diagnostic",
+    "Selection",
+    "describe_spec",
+    "matches",
+    "normalize_specs",
+    "select",
+]
+
+
+class Diagnostic(NamedTuple):
+    """A warning in a plan: ``kind`` is machine-readable, ``message`` is for people.
+
+    Kinds starting with ``"unmatched_"`` (a filter spec or map rule that matched nothing)
+    are errors under ``strict=True``.
+    """
+
+    kind: str
+    subject: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Selection(NamedTuple):
+    selected: Tuple[str, ...]
+    expected_new: Tuple[str, ...]
+    diagnostics: Tuple[Diagnostic, ...]
+
+
+def describe_spec(spec: Spec) -> str:
+    """A short human name for a spec: ``scope 'a/b'``, ``regex '^x'``, ``OPTIMIZER_SLOTS``."""
+    if id(spec) in _PRESETS:
+        return _PRESETS[id(spec)]
+    if isinstance(spec, str):
+        return f"scope {spec!r}"
+    if isinstance(spec, re.Pattern):
+        return f"regex {spec.pattern!r}"
+    return f"callable {getattr(spec, '__qualname__', repr(spec))}"
+
+
+def normalize_specs(specs: SpecArg, argument: str) -> Tuple[Spec, ...]:
+    """One spec or a list of specs -> a tuple of checked specs.
+
+    Raises:
+        NameMapError: a spec is neither a str, a compiled regex nor a callable.
+    """
+    if specs is None:
+        return ()
+    if isinstance(specs, (str, re.Pattern)) or callable(specs):
+        specs = [specs]
+    if not isinstance(specs, (list, tuple, set, frozenset)):
+        raise NameMapError(
+            f"{argument}={specs!r} is not a filter spec; pass a scope string, a compiled "
+            "re.Pattern, a callable, or a list of those"
+        )
+    bad = [repr(spec) for spec in specs if not (isinstance(spec, (str, re.Pattern)) or callable(spec))]
+    if bad:
+        raise NameMapError(
+            f"{argument} holds {len(bad)} spec(s) of the wrong type: {format_items(bad)}; "
+            "each spec must be a scope string, a compiled re.Pattern or a callable"
+        )
+    return tuple(specs)
+
+
+def matches(spec: Spec, name: str, obj: Any) -> bool:
+    """Whether ``spec`` matches the item named ``name`` (``obj`` is what callables see)."""
+    if isinstance(spec, str):
+        return in_scope(name, spec)
+    if isinstance(spec, re.Pattern):
+        return spec.search(name) is not None
+    try:
+        return bool(spec(obj))
+    except Exception as error:  # a user callable may raise anything; say which one did
+        raise NameMapError(
+            f"filter {describe_spec(spec)} raised {type(error).__name__}: {error} on {name!r}; "
+            "make it return True or False for every variable"
+        ) from error
+
+
+def _unmatched(kind: str, argument: str, spec: Spec, scope_of_search: str) -> Diagnostic:
+    return Diagnostic(
+        kind,
+        describe_spec(spec),
+        f"{argument} {describe_spec(spec)} matched no {scope_of_search}; "
+        "check it for a typo (perhaps you misspelled it?)",
+    )
+
+
+def select(
+    names: Iterable[str],
+    include: Sequence[Spec] = (),
+    exclude: Sequence[Spec] = (),
+    expect_new: Sequence[Spec] = (),
+    obj_of: Optional[Mapping[str, Any]] = None,
+    noun: str = "variable",
+) -> Selection:
+    """Apply include, then exclude, then expect_new to ``names``.
+
+    Args:
+        names: candidate names, in order.
+        include: keep a name when any spec matches (empty keeps all).
+        exclude: then drop a name when any spec matches.
+        expect_new: names declared new (never restored); removed from the selection.
+        obj_of: what callables receive per name (default: the name itself).
+        noun: what the names are, for diagnostics ("variable", "checkpoint key").
+
+    Returns:
+        Selection with the kept names, the expected-new names and diagnostics for
+        every user spec that matched nothing (presets are exempt: they are generic).
+    """
+    all_names = list(names)
+
+    def obj(name: str) -> Any:
+        return obj_of[name] if obj_of is not None else name
+
+    diagnostics: List[Diagnostic] = []
+    kept = all_names
+    if include:
+        hits = {id(spec): [name for name in all_names if matches(spec, name, obj(name))] for spec in include}
+        kept_set = {name for found in hits.values() for name in found}
+        kept = [name for name in all_names if name in kept_set]
+        diagnostics += [
+            _unmatched("unmatched_include", "include", spec, noun)
+            for spec in include
+            if not hits[id(spec)] and id(spec) not in _PRESETS
+        ]
+    for argument, specs in (("exclude", exclude), ("expect_new", expect_new)):
+        if not specs:
+            continue
+        pool = kept if argument == "exclude" else all_names
+        hits = {id(spec): {name for name in pool if matches(spec, name, obj(name))} for spec in specs}
+        dropped = set().union(*hits.values())
+        diagnostics += [
+            _unmatched(
+                f"unmatched_{argument}",
+                argument,
+                spec,
+                f"included {noun}" if argument == "exclude" and include else noun,
+            )
+            for spec in specs
+            if not hits[id(spec)] and id(spec) not in _PRESETS
+        ]
+        if argument == "exclude":
+            kept = [name for name in kept if name not in dropped]
+        else:
+            expected = [name for name in all_names if name in dropped]
+            kept = [name for name in kept if name not in dropped]
+    return Selection(
+        tuple(kept),
+        tuple(expected) if expect_new else (),
+        tuple(diagnostics),
+    )

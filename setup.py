@@ -1,0 +1,36 @@
+"""partialsaver: partial checkpoint restore for TensorFlow 1-style graphs."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "partialsaver" / "__init__.py").read_text(), re.M).group(1)
+
+setup(
+    name="partialsaver",
+    version=VERSION,
+    description="Partial TensorFlow checkpoint restore with a report first: select, rename, "
+    "restore, initialise exactly the rest",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["partialsaver", "partialsaver.*"]),
+    package_data={"partialsaver": ["py.typed"]},
+    python_requires=">=3.9",
+    # TensorFlow comes through an extra so that a user keeps the build (GPU / CPU) they have.
+    install_requires=["numpy"],
+    extras_require={
+        "tf": ["tensorflow>=2.13"],
+        "tf-cpu": ["tensorflow-cpu>=2.13"],
+        "cli": ["tqdm"],
+        "test": ["pytest>=7", "tqdm"],
+    },
+    entry_points={"console_scripts": ["partialsaver = partialsaver.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "License :: OSI Approved :: Apache Software License",
+    ],
+)

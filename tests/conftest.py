@@ -1,0 +1,100 @@
+"""Shared fixtures: tiny real checkpoints written by real Savers in tmp_path.
+
+Each test builds its own fresh tf.Graph; nothing is written outside tmp_path.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from typing import Callable, Dict, Iterator, Mapping  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+v1 = tf.compat.v1
+
+
+def save_values(directory: os.PathLike, values: Mapping[str, np.ndarray], *, filename: str = "model.ckpt",
+                global_step: "int | None" = None, partitions: "Mapping[str, int] | None" = None) -> str:
+    """Write a checkpoint holding exactly ``values`` with a real tf.compat.v1.train.Saver.
+
+    ``partitions`` maps a name to a partition count: that variable is saved as slices of
+    a partitioned variable (its key is still the full name).
+    """
+    partitions = dict(partitions or {})
+    with tf.Graph().as_default():
+        slice_assignments = []
+        for name, value in values.items():
+            value = np.asarray(value)
+            if name in partitions:
+                partitioned = v1.get_variable(name, shape=value.shape, dtype=tf.as_dtype(value.dtype),
+                                              initializer=v1.zeros_initializer(),
+                                              partitioner=v1.fixed_size_partitioner(partitions[name]))
+                for part in partitioned:
+                    info = part._get_save_slice_info()
+                    index = tuple(slice(start, start + size) for start, size in zip(info.var_offset, info.var_shape))
+                    slice_assignments.append(part.assign(value[index]))
+            else:
+                v1.get_variable(name, initializer=tf.constant(value))
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            sess.run(slice_assignments)
+            return v1.train.Saver().save(sess, os.path.join(os.fspath(directory), filename), global_step=global_step)
+
+
+@pytest.fixture
+def write_checkpoint(tmp_path) -> Callable[..., str]:
+    """Factory: write_checkpoint({"name": value, ...}, subdir="ckpt") -> checkpoint prefix."""
+
+    def write(values: Mapping[str, np.ndarray], subdir: str = "ckpt", **kwargs) -> str:
+        return save_values(tmp_path / subdir, values, **kwargs)
+
+    return write
+
+
+SEED_VALUES: Dict[str, np.ndarray] = {
+    "v1": np.ones(3, np.float32),
+    "v2": -np.ones(5, np.float32),
+    "v3": -2 * np.ones(4, np.float32),
+}
+
+
+@pytest.fixture
+def seed_checkpoint(tmp_path) -> str:
+    """The seed experiment: v1, v2, v3 from zeros, one step (v1+1, v2-1, v3-2), saved."""
+    with tf.Graph().as_default():
+        var1 = v1.get_variable("v1", shape=[3], initializer=v1.zeros_initializer())
+        var2 = v1.get_variable("v2", shape=[5], initializer=v1.zeros_initializer())
+        var3 = v1.get_variable("v3", shape=[4], initializer=v1.zeros_initializer())
+        step = tf.group(var1.assign(var1 + 1), var2.assign(var2 - 1), var3.assign(var3 - 2))
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            sess.run(step)
+            return v1.train.Saver().save(sess, str(tmp_path / "seed" / "model.ckpt"))
+
+
+@pytest.fixture
+def graph() -> Iterator[tf.Graph]:
+    """A fresh graph, installed as the default for the test."""
+    with tf.Graph().as_default() as fresh:
+        yield fresh
+
+
+@pytest.fixture
+def sess(graph) -> Iterator[v1.Session]:
+    with v1.Session(graph=graph) as session:
+        yield session
+
+
+def zeros_variable(name: str, shape, dtype=tf.float32, **kwargs) -> tf.Variable:
+    return v1.get_variable(name, shape=shape, dtype=dtype, initializer=v1.zeros_initializer(), **kwargs)
+
+
+@pytest.fixture
+def renamed_graph(graph) -> Dict[str, tf.Variable]:
+    """The seed's second graph: v1, v2 and the renamed v3_x, all zeros."""
+    return {"v1": zeros_variable("v1", [3]), "v2": zeros_variable("v2", [5]), "v3_x": zeros_variable("v3_x", [4])}
