@@ -80,7 +80,8 @@ def summary_line(plan: "RestorePlan") -> str:
     restored = len({r.graph_name for r in plan.restored})
     selected = restored + len(plan.missing) + len(plan.mismatched)
     if plan.ok and not plan.initialized and not plan.unused and not plan.unselected:
-        return f"all {_plural(restored, 'variable')} restored"
+        clean = f"all {_plural(restored, 'variable')} restored"
+        return f"{clean}, {_plural(len(plan.diagnostics), 'diagnostic')}" if plan.diagnostics else clean
     parts = [f"{restored} of {_plural(selected, 'selected variable')} restored"]
     if plan.missing:
         parts.append(f"{len(plan.missing)} missing")
@@ -93,6 +94,8 @@ def summary_line(plan: "RestorePlan") -> str:
         parts.append(_plural(len(plan.unused), "unused key"))
     if plan.unselected:
         parts.append(f"{len(plan.unselected)} not selected")
+    if plan.diagnostics:
+        parts.append(_plural(len(plan.diagnostics), "diagnostic"))
     return ", ".join(parts)
 
 

@@ -220,7 +220,7 @@ class SmartSaver:
                 reasons.append(f"{len(plan.unused)} unused checkpoint key(s) {format_items(plan.unused, 5)} (strict=True)")
             unmatched = [d.subject for d in plan.diagnostics if d.kind.startswith("unmatched_")]
             if unmatched:
-                reasons.append(f"{len(unmatched)} spec(s)/rule(s) matched nothing: {format_items(unmatched, 5)} (strict=True)")
+                reasons.append(f"{len(unmatched)} spec(s)/rule(s) matched nothing: {', '.join(unmatched[:5])} (strict=True)")
         if reasons:
             raise CheckpointMismatchError(
                 f"nothing was restored from {plan.checkpoint}: " + "; ".join(reasons) + "\n\n" + str(plan), plan
