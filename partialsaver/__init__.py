@@ -11,7 +11,15 @@ Example:
 
 import logging
 
-from partialsaver.checkpoint import VariableInfo, list_variables, load_variable, resolve_checkpoint
+from partialsaver.checkpoint import (
+    CheckpointDiff,
+    VariableInfo,
+    diff_checkpoints,
+    list_variables,
+    load_variable,
+    rename_variables,
+    resolve_checkpoint,
+)
 from partialsaver.errors import (
     CheckpointMismatchError,
     CheckpointNotFoundError,
@@ -33,6 +41,7 @@ logging.getLogger("partialsaver").addHandler(logging.NullHandler())
 __all__ = [
     "GLOBAL_STEP",
     "OPTIMIZER_SLOTS",
+    "CheckpointDiff",
     "CheckpointMismatchError",
     "CheckpointNotFoundError",
     "CorruptCheckpointError",
@@ -47,7 +56,9 @@ __all__ = [
     "VariableInfo",
     "VariableNotFoundError",
     "__version__",
+    "diff_checkpoints",
     "list_variables",
     "load_variable",
+    "rename_variables",
     "resolve_checkpoint",
 ]

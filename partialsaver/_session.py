@@ -11,6 +11,7 @@ import logging
 import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
+from partialsaver._reading import CheckpointReader
 from partialsaver._tf import tf, v1
 from partialsaver.errors import (
     CheckpointMismatchError,
@@ -192,12 +193,7 @@ class GraphOps:
 
 def restore_eager(prefix: str, pairs: Pairs) -> None:
     """Eager restore: read every value first, then assign (no partial restore on read errors)."""
-    reader = v1.train.NewCheckpointReader(prefix)
-    try:
-        values = [(graph_variable, reader.get_tensor(key)) for key, graph_variable in pairs]
-    except (tf.errors.OpError, ValueError, IndexError) as error:
-        raise translate_read_error(error, prefix) if isinstance(error, tf.errors.OpError) else CorruptCheckpointError(
-            f"checkpoint {prefix!r} cannot be read ({error}); re-copy or re-save it"
-        ) from error
+    reader = CheckpointReader(prefix)
+    values = [(graph_variable, reader.tensor(key)) for key, graph_variable in pairs]
     for graph_variable, value in values:
         graph_variable.parts[0].assign(value)

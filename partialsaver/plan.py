@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tup
 
 from partialsaver import _report
 from partialsaver._suggest import Meta, propose_name_map, suggest
-from partialsaver.checkpoint import CheckpointMetadata
+from partialsaver._reading import CheckpointMetadata
 from partialsaver.errors import NameMapError, UsageError, format_items
 from partialsaver.mapping import NameMap, Rule
 from partialsaver.names import GraphVariable, Shape, graph_of

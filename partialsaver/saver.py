@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from partialsaver import _session
 from partialsaver._tf import tf, v1
-from partialsaver.checkpoint import read_metadata
+from partialsaver._reading import read_metadata
 from partialsaver.errors import CheckpointMismatchError, NameMapError, UsageError, format_items
 from partialsaver.mapping import NameMap, NameMapArg
 from partialsaver.names import GraphVariable, collect_variables, graph_of, graph_variables, is_variable, variable_name
