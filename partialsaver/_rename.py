@@ -187,15 +187,22 @@ def _move_into_place(merged: str, dst: str) -> None:
 
 
 def _update_state_file(dst: str) -> None:
+    """Make ``dst`` the latest checkpoint of its directory (relative paths, atomic write)."""
     directory = os.path.dirname(dst) or "."
     try:
         state = v1.train.get_checkpoint_state(directory)
-        previous = [path for path in (state.all_model_checkpoint_paths if state else []) if path != dst]
+        previous = list(state.all_model_checkpoint_paths) if state else []
     except (tf.errors.OpError, ValueError):
         previous = []  # an unreadable state file is replaced
     relative = [os.path.relpath(path, directory) if os.path.isabs(path) else path for path in previous]
     name = os.path.basename(dst)
-    v1.train.update_checkpoint_state(directory, name, all_model_checkpoint_paths=[p for p in relative if p != name] + [name])
+    paths = [path for path in relative if path != name] + [name]
+    # tf.compat.v1.train.update_checkpoint_state does the same but logs a deprecation notice.
+    update = getattr(getattr(getattr(tf, "__internal__", None), "train", None), "update_checkpoint_state", None)
+    if update is not None:
+        update(directory, name, all_model_checkpoint_paths=paths, save_relative_paths=True)
+    else:  # pragma: no cover - older TensorFlow
+        v1.train.update_checkpoint_state(directory, name, all_model_checkpoint_paths=paths)
 
 
 def rename_variables(
