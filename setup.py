@@ -25,7 +25,10 @@ setup(
         "tf": ["tensorflow>=2.13"],
         "tf-cpu": ["tensorflow-cpu>=2.13"],
         "cli": ["tqdm"],
-        "test": ["pytest>=7", "tqdm"],
+        # tf-slim builds the real VGG-16 the fine-tune tests restore; nbclient and ipykernel
+        # execute the walkthrough notebook.
+        "test": ["pytest>=7", "tqdm", "tf-slim", "nbclient", "nbformat", "ipykernel"],
+        "bench": ["tensorpack==0.11", "psutil"],
     },
     entry_points={"console_scripts": ["partialsaver = partialsaver.cli:main"]},
     classifiers=[

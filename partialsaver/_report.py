@@ -136,7 +136,11 @@ def render_text(plan: "RestorePlan") -> str:
         ) + "?"
         for name, keys in plan.suggestions.items()
     }
-    lines += _section("missing in checkpoint, will be initialised", plan.missing, plan.graph_meta, notes)
+    # Optimizer state is reported apart so that it does not drown the model's own lines.
+    missing_model = [name for name in plan.missing if not OPTIMIZER_SLOTS.search(name)]
+    missing_optimizer = [name for name in plan.missing if OPTIMIZER_SLOTS.search(name)]
+    lines += _section("missing in checkpoint, will be initialised", missing_model, plan.graph_meta, notes)
+    lines += _section("missing optimizer state, will be initialised", missing_optimizer, plan.graph_meta)
     for title, records in (("shape mismatch", plan.shape_mismatches), ("dtype mismatch", plan.dtype_mismatches)):
         if records:
             lines.append(f"{title}, not restored ({len(records)})")

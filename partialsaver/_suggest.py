@@ -108,11 +108,16 @@ def _scope(segments: Sequence[str]) -> str:
     return "/".join(segments) + "/" if segments else "/"
 
 
-def propose_name_map(missing: Mapping[str, Meta], unused: Mapping[str, Meta]) -> Tuple[Dict[str, str], Dict[str, int]]:
+def propose_name_map(
+    missing: Mapping[str, Meta], unused: Mapping[str, Meta], kept: Sequence[str] = ()
+) -> Tuple[Dict[str, str], Dict[str, int]]:
     """Scope entries that would fix several missing variables at once.
 
     A missing ``model/conv1/w`` next to an unused ``net/conv1/w`` of the same shape votes
     for ``{"net/": "model/"}``; entries with at least two votes are proposed, greedily.
+    A root entry (``{"/": "backbone/"}``) is narrowed to the checkpoint's top scopes
+    (``{"vgg_16/": "backbone/vgg_16/"}``) when its voters share one top scope, or when it
+    would also capture ``kept`` keys (those restored under their own names today).
 
     Returns:
         (proposed name_map, {checkpoint scope: how many missing variables it fixes}).
@@ -125,6 +130,7 @@ def propose_name_map(missing: Mapping[str, Meta], unused: Mapping[str, Meta]) ->
         for start in range(len(segments)):
             index[segments[start:]].append(segments[:start])
     votes: Dict[Tuple[str, str], List[str]] = defaultdict(list)
+    root_voters: Dict[str, List[Tuple[str, str]]] = defaultdict(list)
     for name, meta in sorted(missing.items()):
         segments = tuple(name.split("/"))
         for start in range(len(segments)):
@@ -137,7 +143,15 @@ def propose_name_map(missing: Mapping[str, Meta], unused: Mapping[str, Meta]) ->
                 key = "/".join(key_scope + suffix)
                 if key_scope != graph_scope and unused[key] == meta:
                     votes[(_scope(key_scope), _scope(graph_scope))].append(name)
+                    if not key_scope and len(suffix) > 1:
+                        root_voters[_scope(graph_scope)].append((suffix[0], name))
             break
+    for graph_scope, voters in root_voters.items():
+        top_scopes = {top for top, _ in voters}
+        if len(top_scopes) == 1 or kept:
+            del votes[("/", graph_scope)]
+            for top, name in voters:
+                votes[(top + "/", graph_scope.lstrip("/") + top + "/")].append(name)
     proposal: Dict[str, str] = {}
     fixes: Dict[str, int] = {}
     fixed: set = set()

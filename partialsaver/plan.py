@@ -289,7 +289,8 @@ def build_plan(
     checkpoint_meta = {key: (metadata.shapes[key], metadata.dtypes[key]) for key in keys}
     unused_meta = {key: checkpoint_meta[key] for key in unused}
     missing_meta = {name: graph_meta[name] for name in missing}
-    proposal, fixes = propose_name_map(missing_meta, unused_meta)
+    kept_keys = [r.checkpoint_key for r in restored if r.checkpoint_key == r.graph_name]
+    proposal, fixes = propose_name_map(missing_meta, unused_meta, kept_keys)
     plan = RestorePlan(
         checkpoint=metadata.prefix,
         restored=tuple(sorted(restored, key=lambda r: (r.graph_name, r.checkpoint_key))),

@@ -268,6 +268,60 @@ class SmartSaver:
         ops.restore_and_initialize(sess, plan.checkpoint, pairs, restored if init_unrestored else None)
         return plan
 
+    def init_fn(
+        self, checkpoint: Any, *, strict: Optional[bool] = None, skip_mismatched: Optional[bool] = None
+    ) -> Callable[[Any, Any], None]:
+        """A ``Scaffold(init_fn=...)`` callback that restores ``checkpoint`` and initialises the rest.
+
+        Plans and checks now (errors surface before training starts) and builds every op
+        now, because MonitoredTrainingSession finalizes the graph before calling it. The
+        callback runs only when the session was not restored from its own checkpoint_dir,
+        so a fine-tune restores the pretrained weights once and resumes from its own
+        checkpoints afterwards.
+
+        Example:
+            >>> scaffold = tf.compat.v1.train.Scaffold(init_op=tf.no_op(), init_fn=saver.init_fn("pretrained"))
+        """
+        strict = self._strict if strict is None else strict
+        skip_mismatched = self._skip_mismatched if skip_mismatched is None else skip_mismatched
+        graph = self._graph(None, need_session=False)
+        if graph is None:
+            raise UsageError("init_fn / scaffold are for graph mode; in eager mode call restore(None, checkpoint)")
+        plan, pairs = self._plan(checkpoint, graph)
+        self._check(plan, strict, skip_mismatched)
+        ops = self._graph_ops(graph)
+        restored = {record.graph_name for record in plan.restored}
+        if pairs:
+            ops.restore_ops(pairs)
+        ops.init_check(restored)
+
+        def restore_pretrained(scaffold: Any, session: Any) -> None:
+            del scaffold  # the Scaffold API passes it; everything needed was built above
+            _logger.log(logging.INFO if plan.ok else logging.WARNING, "%s", plan)
+            ops.restore_and_initialize(session, plan.checkpoint, pairs, restored)
+
+        return restore_pretrained
+
+    def scaffold(self, checkpoint: Any, **scaffold_kwargs: Any) -> Any:
+        """A tf.compat.v1.train.Scaffold that warm-starts from ``checkpoint``.
+
+        The default ``init_op`` becomes a no-op: the init_fn restores the selected
+        variables and initialises every other one, so nothing is initialised twice.
+        Other Scaffold arguments pass through.
+
+        Example:
+            >>> with tf.compat.v1.train.MonitoredTrainingSession(
+            ...         checkpoint_dir="finetune", scaffold=saver.scaffold("pretrained")) as sess: ...
+        """
+        if "init_fn" in scaffold_kwargs:
+            raise UsageError("scaffold() makes the init_fn itself; pass other Scaffold arguments only")
+        graph = self._graph(None, need_session=False)
+        init_fn = self.init_fn(checkpoint)
+        if "init_op" not in scaffold_kwargs:
+            with graph.as_default():
+                scaffold_kwargs["init_op"] = tf.no_op(name="partialsaver_init_op")
+        return v1.train.Scaffold(init_fn=init_fn, **scaffold_kwargs)
+
     def _graph_ops(self, graph: Any) -> "_session.GraphOps":
         if graph is None:
             if self._eager_ops is None:

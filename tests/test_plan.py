@@ -97,3 +97,14 @@ def test_long_sections_are_grouped_by_scope_and_capped(write_checkpoint, graph):
     text = str(SmartSaver().plan(checkpoint))
     assert "restored (30)\n  block0/*  10 variables\n  block1/*  10 variables\n  block2/*  10 variables" in text
     assert "all 30 variables restored" in text
+
+
+def test_a_root_proposal_is_narrowed_to_the_checkpoints_top_scope():
+    missing = {f"backbone/vgg_16/conv{i}/w": ((2,), "float32") for i in range(3)}
+    unused = {f"vgg_16/conv{i}/w": ((2,), "float32") for i in range(3)}
+    assert propose_name_map(missing, unused)[0] == {"vgg_16/": "backbone/vgg_16/"}
+    # Mixed top scopes stay one root entry, unless it would capture keys restored as they are.
+    mixed_missing = {"tower0/a/w": ((2,), "float32"), "tower0/a/b": ((2,), "float32"), "tower0/c/w": ((2,), "float32")}
+    mixed_unused = {"a/w": ((2,), "float32"), "a/b": ((2,), "float32"), "c/w": ((2,), "float32")}
+    assert propose_name_map(mixed_missing, mixed_unused)[0] == {"/": "tower0/"}
+    assert propose_name_map(mixed_missing, mixed_unused, kept=["global_step"])[0] == {"a/": "tower0/a/"}

@@ -1,0 +1,69 @@
+"""A real network written by someone else: tf-slim's VGG-16, head swapped from 1000 to 5 classes."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from partialsaver import SmartSaver
+
+slim = pytest.importorskip("tf_slim")
+vgg = pytest.importorskip("tf_slim.nets.vgg")
+
+v1 = tf.compat.v1
+FC8 = ["vgg_16/fc8/biases", "vgg_16/fc8/weights"]
+
+
+def build_vgg(num_classes, scope="vgg_16"):
+    images = v1.placeholder(tf.float32, [None, 224, 224, 3])
+    with slim.arg_scope(vgg.vgg_arg_scope()):
+        vgg.vgg_16(images, num_classes=num_classes, is_training=False, scope=scope)
+
+
+@pytest.fixture(scope="module")
+def imagenet_vgg(tmp_path_factory):
+    """A 1000-class VGG-16 saved by a real Saver (553 MB, written once per module)."""
+    with tf.Graph().as_default():
+        build_vgg(1000)
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            path = v1.train.Saver().save(sess, str(tmp_path_factory.mktemp("vgg") / "vgg_16.ckpt"),
+                                         write_meta_graph=False)
+            conv1 = sess.run(v1.global_variables()[0])
+    return path, conv1
+
+
+def first_weights(sess, name="vgg_16/conv1/conv1_1/weights"):
+    variable = next(v for v in v1.global_variables() if v.op.name == name)
+    return sess.run(variable)
+
+
+def test_skip_mismatched_restores_every_layer_but_the_new_head(imagenet_vgg, graph, sess):
+    checkpoint, conv1 = imagenet_vgg
+    build_vgg(5)
+    plan = SmartSaver(skip_mismatched=True).restore(sess, checkpoint)
+
+    assert [(m.graph_name, m.graph, m.checkpoint) for m in plan.shape_mismatches] == [
+        ("vgg_16/fc8/biases", (5,), (1000,)), ("vgg_16/fc8/weights", (1, 1, 4096, 5), (1, 1, 4096, 1000))]
+    assert plan.initialized == tuple(FC8)
+    assert len(plan.restored) == 30 and not plan.missing and not plan.unused
+    assert "graph 'vgg_16/fc8/weights' (1, 1, 4096, 5)  vs  checkpoint 'vgg_16/fc8/weights' (1, 1, 4096, 1000)" in str(plan)
+    np.testing.assert_array_equal(first_weights(sess), conv1)
+    assert sess.run(v1.report_uninitialized_variables()).size == 0
+
+
+def test_excluding_the_head_has_no_mismatch_at_all(imagenet_vgg, graph, sess):
+    checkpoint, conv1 = imagenet_vgg
+    build_vgg(5)
+    plan = SmartSaver(exclude="vgg_16/fc8", strict=False).restore(sess, checkpoint)
+    assert plan.ok and not plan.shape_mismatches and plan.not_selected == tuple(FC8)
+    assert len(plan.restored) == 30
+    np.testing.assert_array_equal(first_weights(sess), conv1)
+
+
+def test_a_net_under_a_new_scope_needs_one_map_entry(imagenet_vgg, graph, sess):
+    checkpoint, conv1 = imagenet_vgg
+    build_vgg(1000, scope="backbone/vgg_16")
+    assert SmartSaver().plan(checkpoint).proposed_name_map == {"vgg_16/": "backbone/vgg_16/"}
+    plan = SmartSaver(name_map={"vgg_16/": "backbone/vgg_16/"}, strict=True).restore(sess, checkpoint)
+    assert plan.ok and len(plan.restored) == 32
+    np.testing.assert_array_equal(first_weights(sess, "backbone/vgg_16/conv1/conv1_1/weights"), conv1)
