@@ -27,16 +27,22 @@ _FULL_SCAN_LIMIT = 300
 _MAX_SUGGESTED = 500
 _PER_VARIABLE = 3
 _MIN_SIMILARITY = 0.6
+_MIN_SIMILARITY_OTHER_SHAPE = 0.8
 
 __all__ = ["close_names", "propose_name_map", "suggest"]
 
 
-def _normalise(name: str) -> str:
+def _normalise(name: str, strip_repeats: bool = True) -> str:
     segments = []
     for segment in name.lower().split("/"):
-        segment = _REPEAT_SUFFIX.sub("", segment) or segment
+        if strip_repeats:
+            segment = _REPEAT_SUFFIX.sub("", segment) or segment
         segments.append(_SYNONYMS.get(segment, segment))
     return "/".join(segments)
+
+
+def _ratio(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
 def _similarity(a: str, b: str) -> float:
@@ -97,8 +103,14 @@ def suggest(missing: Mapping[str, Meta], unused: Mapping[str, Meta]) -> Dict[str
             score = _similarity(target, normalised[key])
             if score < _MIN_SIMILARITY:
                 continue
+            # Renames (weights -> kernel) are stronger evidence than a repeat suffix
+            # (dense_1 vs dense_2), and the spelling as written breaks the remaining ties.
+            score = (0.3 * score + 0.6 * _ratio(_normalise(name, False), _normalise(key, False))
+                     + 0.1 * _ratio(name, key))
             compatible = unused[key] == missing[name] or (missing[name][0] is None and unused[key][1] == missing[name][1])
-            ranked.append((not compatible, -score, key))
+            # A key of another shape must look much more alike to be worth naming.
+            if compatible or score >= _MIN_SIMILARITY_OTHER_SHAPE:
+                ranked.append((not compatible, -score, key))
         if ranked:
             suggestions[name] = tuple(key for _, _, key in sorted(ranked)[:_PER_VARIABLE])
     return suggestions

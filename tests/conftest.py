@@ -5,7 +5,12 @@ Each test builds its own fresh tf.Graph; nothing is written outside tmp_path.
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
+import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -98,3 +103,64 @@ def zeros_variable(name: str, shape, dtype=tf.float32, **kwargs) -> tf.Variable:
 def renamed_graph(graph) -> Dict[str, tf.Variable]:
     """The seed's second graph: v1, v2 and the renamed v3_x, all zeros."""
     return {"v1": zeros_variable("v1", [3]), "v2": zeros_variable("v2", [5]), "v3_x": zeros_variable("v3_x", [4])}
+
+
+SERVER = """
+import json, sys, tensorflow as tf
+cluster = tf.train.ClusterSpec(json.loads(sys.argv[1]))
+server = tf.compat.v1.train.Server(cluster, job_name=sys.argv[2], task_index=int(sys.argv[3]))
+print("ready", flush=True)
+server.join()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """2 ps tasks + 1 worker, each a tf.compat.v1.train.Server process on free localhost ports;
+    killed at the end even when a test fails. Yields (cluster spec dict, worker target)."""
+    spec = {"ps": [f"localhost:{free_port()}", f"localhost:{free_port()}"], "worker": [f"localhost:{free_port()}"]}
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    processes = []
+    try:
+        for job, addresses in spec.items():
+            for index in range(len(addresses)):
+                processes.append(subprocess.Popen([sys.executable, "-c", SERVER, json.dumps(spec), job, str(index)],
+                                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env))
+        deadline = time.monotonic() + 120
+        for process in processes:
+            line = process.stdout.readline()
+            assert line.strip() == "ready" and time.monotonic() < deadline, "a server did not start"
+        yield spec, "grpc://" + spec["worker"][0]
+    finally:
+        for process in processes:
+            process.kill()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+def build_vgg(num_classes, scope="vgg_16"):
+    """tf-slim's VGG-16 in the default graph."""
+    slim = pytest.importorskip("tf_slim")
+    from tf_slim.nets import vgg
+    images = v1.placeholder(tf.float32, [None, 224, 224, 3])
+    with slim.arg_scope(vgg.vgg_arg_scope()):
+        vgg.vgg_16(images, num_classes=num_classes, is_training=False, scope=scope)
+
+
+@pytest.fixture(scope="session")
+def imagenet_vgg(tmp_path_factory):
+    """A 1000-class VGG-16 saved by a real Saver (553 MB, written once per module)."""
+    with tf.Graph().as_default():
+        build_vgg(1000)
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            path = v1.train.Saver().save(sess, str(tmp_path_factory.mktemp("vgg") / "vgg_16.ckpt"),
+                                         write_meta_graph=False)
+            conv1 = sess.run(v1.global_variables()[0])
+    return path, conv1

@@ -5,12 +5,7 @@ cluster and restores partially into a single-process graph and back into the clu
 under a renamed scope.
 """
 
-import json
 import os
-import socket
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -19,43 +14,6 @@ import tensorflow as tf
 from partialsaver import SmartSaver, list_variables
 
 v1 = tf.compat.v1
-
-SERVER = """
-import json, sys, tensorflow as tf
-cluster = tf.train.ClusterSpec(json.loads(sys.argv[1]))
-server = tf.compat.v1.train.Server(cluster, job_name=sys.argv[2], task_index=int(sys.argv[3]))
-print("ready", flush=True)
-server.join()
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("localhost", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    spec = {"ps": [f"localhost:{free_port()}", f"localhost:{free_port()}"], "worker": [f"localhost:{free_port()}"]}
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    processes = []
-    try:
-        for job, addresses in spec.items():
-            for index in range(len(addresses)):
-                processes.append(subprocess.Popen([sys.executable, "-c", SERVER, json.dumps(spec), job, str(index)],
-                                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env))
-        deadline = time.monotonic() + 120
-        for process in processes:
-            line = process.stdout.readline()
-            assert line.strip() == "ready" and time.monotonic() < deadline, "a server did not start"
-        yield spec, "grpc://" + spec["worker"][0]
-    finally:
-        for process in processes:
-            process.kill()
-        for process in processes:
-            process.wait(timeout=30)
-
 
 def build(scope, spec):
     setter = v1.train.replica_device_setter(ps_tasks=2, cluster=tf.train.ClusterSpec(spec))

@@ -60,5 +60,5 @@ def test_the_demo_walks_through_the_original_problem(tmp_path):
     assert "did you mean 'v3' (4,)?" in a and "unused checkpoint keys (1)\n  v3 " in a
     assert "v3_x = [0. 0. 0. 0.]" in a
     assert "all 3 variables restored" in b and "v3_x = [-2. -2. -2. -2.]" in b
-    assert "checkpoint keys left out on purpose (not selected) (3)" in c
+    assert "checkpoint keys left out on purpose (include / exclude) (3)" in c
     assert "uninitialised variables left: []" in c

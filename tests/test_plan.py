@@ -48,9 +48,12 @@ def test_to_dict_is_json_and_complete(seed_checkpoint, renamed_graph):
                             "not_selected", "proposed_name_map"}
 
 
-def test_html_view_is_a_table(seed_checkpoint, renamed_graph):
+def test_html_view_is_the_report_as_a_table(seed_checkpoint, renamed_graph):
     page = SmartSaver().plan(seed_checkpoint)._repr_html_()
-    assert page.count("<tr") == 5 and "v3_x" in page and "did you mean v3?" in page
+    # three sections (restored, missing, unused), one header row each, four variable rows
+    assert page.count("<th") == 3 and page.count("<tr") == 7
+    assert "missing in checkpoint, will be initialised (1)" in page
+    assert "did you mean &#x27;v3&#x27; (4,)?" in page and "name_map={&#x27;v3&#x27;: &#x27;v3_x&#x27;}" in page
 
 
 META = {"conv/kernel": ((3, 3), "float32")}

@@ -5,31 +5,12 @@ import pytest
 import tensorflow as tf
 
 from partialsaver import SmartSaver
+from tests.conftest import build_vgg
 
-slim = pytest.importorskip("tf_slim")
-vgg = pytest.importorskip("tf_slim.nets.vgg")
+pytest.importorskip("tf_slim")
 
 v1 = tf.compat.v1
 FC8 = ["vgg_16/fc8/biases", "vgg_16/fc8/weights"]
-
-
-def build_vgg(num_classes, scope="vgg_16"):
-    images = v1.placeholder(tf.float32, [None, 224, 224, 3])
-    with slim.arg_scope(vgg.vgg_arg_scope()):
-        vgg.vgg_16(images, num_classes=num_classes, is_training=False, scope=scope)
-
-
-@pytest.fixture(scope="module")
-def imagenet_vgg(tmp_path_factory):
-    """A 1000-class VGG-16 saved by a real Saver (553 MB, written once per module)."""
-    with tf.Graph().as_default():
-        build_vgg(1000)
-        with v1.Session() as sess:
-            sess.run(v1.global_variables_initializer())
-            path = v1.train.Saver().save(sess, str(tmp_path_factory.mktemp("vgg") / "vgg_16.ckpt"),
-                                         write_meta_graph=False)
-            conv1 = sess.run(v1.global_variables()[0])
-    return path, conv1
 
 
 def first_weights(sess, name="vgg_16/conv1/conv1_1/weights"):
