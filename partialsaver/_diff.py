@@ -160,7 +160,7 @@ def diff_checkpoints(a: Any, b: Any, *, values: bool = True) -> CheckpointDiff:
         for key in common:
             if key in changed_meta:
                 continue
-            change = _compare(key, reader_a.tensor(key), reader_b.tensor(key))
+            change = _compare(key, reader_a.tensor(meta_a.raw(key)), reader_b.tensor(meta_b.raw(key)))
             if change is not None:
                 value_changes.append(change)
     return CheckpointDiff(

@@ -28,6 +28,9 @@ _logger = logging.getLogger("partialsaver")
 
 # Keys TensorFlow writes for its own bookkeeping, not variables.
 INTERNAL_KEYS = frozenset({"_CHECKPOINTABLE_OBJECT_GRAPH"})
+# Object-based checkpoints (tf.train.Checkpoint, Keras 2 save_weights) store a variable's
+# value under "<object path>/.ATTRIBUTES/VARIABLE_VALUE"; partialsaver shows "<object path>".
+OBJECT_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _SUFFIX = re.compile(r"^(?P<prefix>.+?)\.(index|meta|data-\d{5}-of-\d{5})$")
 _DATA_SHARD = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
 # TensorFlow's own read errors, translated to CorruptCheckpointError. A corrupt index
@@ -55,11 +58,20 @@ class VariableInfo(NamedTuple):
 
 
 class CheckpointMetadata(NamedTuple):
-    """What a checkpoint's ``.index`` says: the resolved prefix, shapes and dtype names."""
+    """What a checkpoint's ``.index`` says: the resolved prefix, shapes and dtype names.
+
+    Keys are readable: an object-based checkpoint's ``a/b/.ATTRIBUTES/VARIABLE_VALUE`` is
+    ``a/b``; ``raw_keys`` maps such readable keys back to the stored ones.
+    """
 
     prefix: str
     shapes: Dict[str, Tuple[int, ...]]
     dtypes: Dict[str, str]
+    raw_keys: Dict[str, str] = {}
+
+    def raw(self, key: str) -> str:
+        """The key as stored in the checkpoint."""
+        return self.raw_keys.get(key, key)
 
 
 def _listing(directory: str, limit: int = 8) -> str:
@@ -182,11 +194,20 @@ def resolve_checkpoint(path: "str | os.PathLike[str]") -> str:
     return prefix
 
 
+def readable_key(key: str) -> str:
+    """``model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE`` -> ``model/dense/kernel``."""
+    return key[: -len(OBJECT_SUFFIX)] if key.endswith(OBJECT_SUFFIX) else key
+
+
 class CheckpointReader:
-    """TensorFlow's checkpoint reader with its errors translated to PartialSaverErrors."""
+    """TensorFlow's checkpoint reader with its errors translated to PartialSaverErrors.
+
+    Keys may be given readable (see readable_key) once metadata() has been read.
+    """
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
+        self.raw_keys: Dict[str, str] = {}
         try:
             self._reader = v1.train.NewCheckpointReader(prefix)
         except _READ_ERRORS as error:
@@ -195,23 +216,30 @@ class CheckpointReader:
                 "it is truncated, corrupt or not a TensorFlow checkpoint: re-copy or re-save it"
             ) from error
 
-    def metadata(self) -> Tuple[Dict[str, Tuple[int, ...]], Dict[str, str]]:
+    def metadata(self) -> Tuple[Dict[str, Tuple[int, ...]], Dict[str, str], Dict[str, str]]:
+        """(shapes, dtype names, {readable key: stored key}) keyed by readable keys."""
         try:
             shapes = self._reader.get_variable_to_shape_map()
             dtypes = self._reader.get_variable_to_dtype_map()
         except _READ_ERRORS as error:
             raise CorruptCheckpointError(f"checkpoint {self.prefix!r} has an unreadable index ({error})") from error
+        readable = {key: readable_key(key) for key in shapes if key not in INTERNAL_KEYS}
+        if len(set(readable.values())) != len(readable):  # never seen in practice: keep stored keys
+            readable = {key: key for key in readable}
+        self.raw_keys = {short: key for key, short in readable.items() if short != key}
         return (
-            {key: tuple(shape) for key, shape in shapes.items() if key not in INTERNAL_KEYS},
-            {key: dtype.name for key, dtype in dtypes.items() if key not in INTERNAL_KEYS},
+            {short: tuple(shapes[key]) for key, short in readable.items()},
+            {short: dtypes[key].name for key, short in readable.items()},
+            dict(self.raw_keys),
         )
 
     def has(self, key: str) -> bool:
-        return key not in INTERNAL_KEYS and self._reader.has_tensor(key)
+        return key not in INTERNAL_KEYS and self._reader.has_tensor(self.raw_keys.get(key, key))
 
     def tensor(self, key: str) -> np.ndarray:
+        """The value of ``key`` (readable or stored form)."""
         try:
-            return self._reader.get_tensor(key)
+            return self._reader.get_tensor(self.raw_keys.get(key, key))
         except _READ_ERRORS as error:
             raise CorruptCheckpointError(
                 f"variable {key!r} of checkpoint {self.prefix!r} cannot be read ({type(error).__name__}: "
@@ -237,8 +265,8 @@ def read_metadata(path: "str | os.PathLike[str]") -> CheckpointMetadata:
         CorruptCheckpointError: the index cannot be read.
     """
     reader = open_reader(path)
-    shapes, dtypes = reader.metadata()
-    return CheckpointMetadata(reader.prefix, shapes, dtypes)
+    shapes, dtypes, raw_keys = reader.metadata()
+    return CheckpointMetadata(reader.prefix, shapes, dtypes, raw_keys)
 
 
 def _nbytes(shape: Tuple[int, ...], dtype: str) -> Optional[int]:
@@ -272,8 +300,8 @@ def load_variable(path: "str | os.PathLike[str]", name: str) -> np.ndarray:
     if not isinstance(name, str):
         raise UsageError(f"name must be a str, not {type(name).__name__}")
     reader = open_reader(path)
+    keys = list(reader.metadata()[0])
     if not reader.has(name):
-        keys = list(reader.metadata()[0])
         near = close_names(name, keys)
         hint = f"did you mean {format_items(near, 5)}?" if near else f"it holds {len(keys)} variables (list_variables() or `partialsaver list` shows them)"
         raise VariableNotFoundError(f"checkpoint {reader.prefix!r} has no variable {name!r}; {hint}")

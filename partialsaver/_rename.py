@@ -42,6 +42,8 @@ class RenamePlan(NamedTuple):
     dropped: Tuple[str, ...]
     diagnostics: Tuple[Diagnostic, ...]
     sizes: Dict[str, int]
+    dtypes: Dict[str, str]
+    raw_keys: Dict[str, str]
 
     @property
     def changes_anything(self) -> bool:
@@ -83,7 +85,7 @@ def plan_rename(src: Any, name_map: NameMapArg = None, *, include: SpecArg = Non
     )
     sizes = {key: _size(metadata.shapes[key], metadata.dtypes[key]) for key in renames}
     dropped = tuple(key for key in keys if key not in renames)
-    return RenamePlan(metadata.prefix, renames, dropped, diagnostics, sizes)
+    return RenamePlan(metadata.prefix, renames, dropped, diagnostics, sizes, metadata.dtypes, metadata.raw_keys)
 
 
 def _size(shape: Sequence[int], dtype: str) -> int:
@@ -151,15 +153,15 @@ def _remove_stale_temporaries(parent: str) -> None:
             continue
 
 
-def _copy_batch(source: str, part: str, batch: Sequence[str], dtypes: Dict[str, str], renames: Dict[str, Tuple[str, ...]]) -> None:
+def _copy_batch(plan: RenamePlan, part: str, batch: Sequence[str]) -> None:
     with tf.Graph().as_default() as graph:
         values = tf.raw_ops.RestoreV2(
-            prefix=source,
-            tensor_names=list(batch),
+            prefix=plan.source,
+            tensor_names=[plan.raw_keys.get(key, key) for key in batch],
             shape_and_slices=[""] * len(batch),
-            dtypes=[tf.as_dtype(dtypes[key]) for key in batch],
+            dtypes=[tf.as_dtype(plan.dtypes[key]) for key in batch],
         )
-        outputs = sorted((target, value) for key, value in zip(batch, values) for target in renames[key])
+        outputs = sorted((target, value) for key, value in zip(batch, values) for target in plan.renames[key])
         save = tf.raw_ops.SaveV2(
             prefix=part,
             tensor_names=[target for target, _ in outputs],
@@ -259,7 +261,6 @@ def rename_variables(
     parent = os.path.dirname(destination) or "."
     _remove_stale_temporaries(parent)
     workdir = posixpath.join(parent, f"{TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    metadata_dtypes = read_metadata(plan.source).dtypes
     total, done = sum(plan.sizes.values()), 0
     try:
         tf.io.gfile.makedirs(workdir)
@@ -268,7 +269,7 @@ def rename_variables(
         for number, batch in enumerate(batches):
             part = posixpath.join(workdir, f"part-{number:05d}")
             try:
-                _copy_batch(plan.source, part, batch, metadata_dtypes, plan.renames)
+                _copy_batch(plan, part, batch)
             except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.NotFoundError,
                     tf.errors.InvalidArgumentError) as error:
                 raise CorruptCheckpointError(

@@ -160,10 +160,15 @@ def fix_lines(plan: "RestorePlan") -> List[str]:
     """Arguments that would fix the plan, as code to paste."""
     lines = []
     covered = set()
-    for key_scope, graph_scope in plan.proposed_name_map.items():
-        fixes = plan.proposed_fixes.get(key_scope, 0)
-        lines.append(f"name_map={{{key_scope!r}: {graph_scope!r}}}  # fixes {_plural(fixes, 'missing variable')}")
-        covered |= {name for name in plan.missing if name.startswith("" if graph_scope == "/" else graph_scope)}
+    if plan.proposed_name_map:
+        from partialsaver.mapping import NameMap
+
+        rules = NameMap(dict(plan.proposed_name_map))
+        missing = set(plan.missing)
+        covered = {target for key in plan.checkpoint_meta for target in rules.apply(key)[0] if target in missing}
+    for entry, target in plan.proposed_name_map.items():
+        fixes = plan.proposed_fixes.get(entry, 0)
+        lines.append(f"name_map={{{entry!r}: {target!r}}}  # fixes {_plural(fixes, 'missing variable')}")
     exact = {
         keys[0]: name
         for name, keys in sorted(plan.suggestions.items())
@@ -240,7 +245,9 @@ def to_dict(plan: "RestorePlan") -> Dict[str, Any]:
         "expected_new": list(plan.expected_new),
         "diagnostics": [{"kind": d.kind, "subject": d.subject, "message": d.message} for d in plan.diagnostics],
         "suggestions": {name: list(keys) for name, keys in plan.suggestions.items()},
-        "proposed_name_map": dict(plan.proposed_name_map),
+        # Regex entries appear as their Python repr: "re.compile('^(.*)/weights$')".
+        "proposed_name_map": {key if isinstance(key, str) else repr(key): value
+                              for key, value in plan.proposed_name_map.items()},
         "fix": fix_lines(plan),
     }
 

@@ -120,7 +120,7 @@ def _scope(segments: Sequence[str]) -> str:
     return "/".join(segments) + "/" if segments else "/"
 
 
-def propose_name_map(
+def _propose_scopes(
     missing: Mapping[str, Meta], unused: Mapping[str, Meta], kept: Sequence[str] = ()
 ) -> Tuple[Dict[str, str], Dict[str, int]]:
     """Scope entries that would fix several missing variables at once.
@@ -178,3 +178,84 @@ def propose_name_map(
             fixes[key_scope] = count
         fixed |= set(votes.pop(rule))
     return proposal, fixes
+
+
+def _propose_renames(
+    missing: Mapping[str, Meta], unused: Mapping[str, Meta], suggestions: Mapping[str, Tuple[str, ...]]
+) -> Dict["re.Pattern[str]", str]:
+    """Regex entries for a rename of the last segment plus a scope offset, shared by at
+    least two suggested pairs: ``layer1/weights`` -> ``net/layer1/kernel`` and
+    ``layer2/weights`` -> ``net/layer2/kernel`` give ``{^(.*)/weights$: net/\\1/kernel}``."""
+    votes: Dict[Tuple[str, str, str, str], int] = Counter()
+    for name, keys in suggestions.items():
+        key = keys[0]
+        if unused.get(key) != missing.get(name):
+            continue
+        key_segments, name_segments = key.split("/"), name.split("/")
+        key_last, name_last = key_segments.pop(), name_segments.pop()
+        if key_last == name_last or _normalise(key_last) != _normalise(name_last):
+            continue
+        common = 0
+        while (common < min(len(key_segments), len(name_segments))
+               and key_segments[len(key_segments) - 1 - common] == name_segments[len(name_segments) - 1 - common]):
+            common += 1
+        if not common:
+            continue
+        key_prefix = "/".join(key_segments[: len(key_segments) - common])
+        graph_prefix = "/".join(name_segments[: len(name_segments) - common])
+        votes[(key_prefix, graph_prefix, key_last, name_last)] += 1
+    proposal: Dict["re.Pattern[str]", str] = {}
+    for (key_prefix, graph_prefix, key_last, name_last), count in votes.most_common():
+        if count < 2:
+            break
+        pattern = re.compile("^" + (re.escape(key_prefix + "/") if key_prefix else "") + "(.*)/" + re.escape(key_last) + "$")
+        proposal.setdefault(pattern, (graph_prefix + "/" if graph_prefix else "") + r"\1/" + name_last)
+    return proposal
+
+
+def propose_name_map(
+    missing: Mapping[str, Meta],
+    unused: Mapping[str, Meta],
+    kept: Sequence[str] = (),
+    suggestions: Optional[Mapping[str, Tuple[str, ...]]] = None,
+) -> Tuple[Dict[object, str], Dict[object, int]]:
+    """A name_map that would fix many missing variables at once, checked by applying it.
+
+    Scope entries come first (same names under another scope), then regex entries for a
+    renamed last segment (weights -> kernel) under an offset. The proposal is applied to
+    the keys with partialsaver's own rules: an entry that fixes fewer than two missing
+    variables, or that would move a key restored today (``kept``), is dropped.
+
+    Returns:
+        (proposed name_map, {entry key: how many missing variables it fixes}).
+    """
+    from partialsaver.mapping import NameMap  # the real rules, so the proposal is what it claims
+
+    if not missing or not unused:
+        return {}, {}
+    proposal: Dict[object, str] = dict(_propose_scopes(missing, unused, kept)[0])
+    proposal.update(_propose_renames(missing, unused, suggestions or {}))
+    while proposal:
+        rules = NameMap(proposal)
+        fixes: Counter = Counter()
+        broken: set = set()
+        for key in list(unused) + list(kept):
+            targets, rule = rules.apply(key)
+            if rule is None:
+                continue
+            source = next(entry for entry in proposal if _entry_source(entry) == rule.source)
+            if key in kept:
+                broken.add(source)
+            fixes[source] += sum(1 for target in targets if key in unused and missing.get(target) == unused[key])
+        weak = {entry for entry in proposal if fixes[entry] < 2} | broken
+        if not weak:
+            return proposal, dict(fixes)
+        proposal = {entry: value for entry, value in proposal.items() if entry not in weak}
+    return {}, {}
+
+
+def _entry_source(entry: object) -> str:
+    """The source a NameMap rule reports for a proposal entry."""
+    if isinstance(entry, re.Pattern):
+        return entry.pattern
+    return "" if entry == "/" else str(entry)

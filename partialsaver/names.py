@@ -94,8 +94,16 @@ class GraphVariable(NamedTuple):
 
     @property
     def saveable(self) -> Any:
-        """What tf.compat.v1.train.Saver takes for it: the variable, or the slice list."""
-        return list(self.parts) if self.partitioned else self.parts[0]
+        """What tf.compat.v1.train.Saver takes for it: the variable, or the slice list.
+
+        A Keras 3 variable is not a tf.Variable; its ``value`` is the tf.Variable it wraps.
+        """
+        if self.partitioned:
+            return list(self.parts)
+        variable = self.parts[0]
+        if not isinstance(variable, tf.Variable) and isinstance(getattr(variable, "value", None), tf.Variable):
+            return variable.value
+        return variable
 
     @property
     def variable(self) -> Any:

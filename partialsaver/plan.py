@@ -67,7 +67,8 @@ class RestorePlan:
         expected_new: variables declared new with ``expect_new``.
         diagnostics: filter specs and map rules that matched nothing, other warnings.
         suggestions: {missing graph name: (checkpoint keys, best first)}.
-        proposed_name_map: scope entries that would fix many missing variables, or {}.
+        proposed_name_map: scope (or regex) entries that would fix many missing variables
+            at once, checked by applying them to the checkpoint's keys, or {}.
     """
 
     checkpoint: str
@@ -80,10 +81,10 @@ class RestorePlan:
     initialized: Tuple[str, ...]
     diagnostics: Tuple[Diagnostic, ...]
     suggestions: Mapping[str, Tuple[str, ...]]
-    proposed_name_map: Mapping[str, str]
+    proposed_name_map: Mapping[Any, str]
     unselected: Tuple[str, ...] = ()
     expected_new: Tuple[str, ...] = ()
-    proposed_fixes: Mapping[str, int] = dataclasses.field(default_factory=dict, repr=False)
+    proposed_fixes: Mapping[Any, int] = dataclasses.field(default_factory=dict, repr=False)
     graph_meta: Mapping[str, Meta] = dataclasses.field(default_factory=dict, repr=False, compare=False)
     checkpoint_meta: Mapping[str, Meta] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
@@ -224,7 +225,7 @@ def build_plan(
         require, min_restored_fraction: guardrails, reported as diagnostics.
 
     Returns:
-        (the plan, the (checkpoint key, GraphVariable) pairs to restore).
+        (the plan, the (stored checkpoint key, GraphVariable) pairs to restore).
 
     Raises:
         NameMapError: rule collisions or targets that name no variable.
@@ -269,7 +270,7 @@ def build_plan(
                 dtype_mismatches.append(Mismatch(key, target, key_dtype, graph_variable.dtype))
             else:
                 restored.append(Restore(key, target, key_shape, key_dtype))
-                pairs.append((key, graph_variable))
+                pairs.append((metadata.raw(key), graph_variable))
 
     restored_names = {record.graph_name for record in restored}
     mismatched_names = {m.graph_name for m in shape_mismatches + dtype_mismatches}
@@ -290,7 +291,8 @@ def build_plan(
     unused_meta = {key: checkpoint_meta[key] for key in unused}
     missing_meta = {name: graph_meta[name] for name in missing}
     kept_keys = [r.checkpoint_key for r in restored if r.checkpoint_key == r.graph_name]
-    proposal, fixes = propose_name_map(missing_meta, unused_meta, kept_keys)
+    suggestions = suggest(missing_meta, unused_meta)
+    proposal, fixes = propose_name_map(missing_meta, unused_meta, kept_keys, suggestions)
     plan = RestorePlan(
         checkpoint=metadata.prefix,
         restored=tuple(sorted(restored, key=lambda r: (r.graph_name, r.checkpoint_key))),
@@ -301,7 +303,7 @@ def build_plan(
         dtype_mismatches=tuple(sorted(dtype_mismatches, key=lambda m: m.graph_name)),
         initialized=tuple(initialized),
         diagnostics=tuple(diagnostics),
-        suggestions=_frozen(suggest(missing_meta, unused_meta)),
+        suggestions=_frozen(suggestions),
         proposed_name_map=_frozen(proposal),
         unselected=tuple(unselected),
         expected_new=tuple(sorted(expected_new)),
