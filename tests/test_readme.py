@@ -15,7 +15,7 @@ def recipes():
     text = README.read_text()
     section = text.split("\n## Recipes\n", 1)[1].split("\n## ", 1)[0]
     found = re.findall(r"\n### (.+?)\n.*?```python\n(.*?)```", section, flags=re.S)
-    assert len(found) == 6
+    assert len(found) == 7
     return found
 
 
@@ -44,6 +44,9 @@ def test_recipe_runs(title, code, pretrained, write_checkpoint, tmp_path, reques
                                                partitions={"old/emb": 4})
     if "cluster_spec" in code:
         names["cluster_spec"], names["worker"] = request.getfixturevalue("cluster")
+    if "tf1_checkpoint" in code:
+        from tests.test_eager import tf1_checkpoint
+        names["tf1_checkpoint"] = tf1_checkpoint(str(tmp_path / "tf1" / "model.ckpt"))[0]
     if "vgg_checkpoint" in code:
         names["vgg_checkpoint"] = request.getfixturevalue("imagenet_vgg")[0]
     exec(compile(code, f"README.md recipe {title!r}", "exec"), names)  # noqa: S102 - the README's own code
