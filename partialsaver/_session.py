@@ -7,9 +7,10 @@ were built before it was finalized (see SmartSaver.init_fn).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from partialsaver._reading import CheckpointReader
 from partialsaver._tf import tf, v1
@@ -19,6 +20,7 @@ from partialsaver.errors import (
     CorruptCheckpointError,
     PartialSaverError,
     UsageError,
+    format_items,
 )
 from partialsaver.names import GraphVariable, graph_variables
 
@@ -44,20 +46,69 @@ def check_session(sess: Any) -> Any:
     return graph
 
 
-def translate_read_error(error: Exception, prefix: str) -> PartialSaverError:
+_FEED_OPS = frozenset({"Placeholder", "PlaceholderV2"})
+
+
+def meaningful_line(error: BaseException) -> str:
+    """The line of a TensorFlow error that says what went wrong.
+
+    TensorFlow 2.x wraps graph errors as "Graph execution error: ... Detected at node ...";
+    the cause ("Read less bytes than requested") is the last line that is not a trace.
+    """
+    text = str(getattr(error, "message", "") or error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    useful = [
+        line for line in lines
+        if not line.startswith(("Graph execution error", "Detected at node", "File ", "Traceback", "[[", "Node:",
+                                "Original stack trace", "Errors may have originated", "The above exception"))
+        and not line.endswith(":")
+    ]
+    chosen = useful[-1] if useful else (lines[0] if lines else type(error).__name__)
+    return chosen if len(chosen) <= 300 else chosen[:297] + "..."
+
+
+def _refuse_fed_initializers(parts: Sequence[Any]) -> None:
+    """UsageError before anything runs when an initializer depends on a placeholder."""
+    needs_feed = []
+    for part in parts:
+        pending, seen = [part.initializer], set()
+        while pending:
+            op = pending.pop()
+            if op.name in seen:
+                continue
+            seen.add(op.name)
+            if op.type in _FEED_OPS:
+                needs_feed.append(f"{part.op.name} (feeds {op.name})")
+                break
+            pending.extend(tensor.op for tensor in op.inputs)
+            pending.extend(op.control_inputs)
+    if needs_feed:
+        raise UsageError(
+            f"{len(needs_feed)} variable(s) not restored have an initializer that needs a fed placeholder: "
+            f"{format_items(needs_feed)}; initialise them yourself first (then they are kept), or pass "
+            "init_unrestored=False"
+        )
+
+
+def translate_read_error(error: Exception, prefix: str, touched: bool = False) -> PartialSaverError:
     """TensorFlow's restore-time OpErrors as PartialSaverErrors naming the checkpoint."""
-    first_line = str(getattr(error, "message", error)).splitlines()[0] if str(error) else type(error).__name__
+    cause = meaningful_line(error)
+    state = (
+        "some variables fed by keys listed several times were already restored"
+        if touched
+        else "no variable was changed"
+    )
     if isinstance(error, tf.errors.NotFoundError):
         return CheckpointNotFoundError(
-            f"restoring from {prefix!r} failed, a file is missing ({first_line}); copy all files of the checkpoint"
+            f"restoring from {prefix!r} failed, a file is missing ({cause}); {state}: copy all files of the checkpoint"
         )
     if isinstance(error, tf.errors.InvalidArgumentError):
         return CheckpointMismatchError(
-            f"restoring from {prefix!r} failed: {first_line}; check the shapes in the plan (SmartSaver.plan)"
+            f"restoring from {prefix!r} failed: {cause}; {state}: check the shapes in the plan (SmartSaver.plan)"
         )
     return CorruptCheckpointError(
-        f"restoring from {prefix!r} failed ({type(error).__name__}: {first_line}); "
-        "the checkpoint is truncated or corrupt: re-copy or re-save it"
+        f"restoring from {prefix!r} failed ({type(error).__name__}: {cause}); {state}: "
+        "the checkpoint is truncated or corrupt, re-copy or re-save it"
     )
 
 
@@ -115,14 +166,22 @@ class GraphOps:
             self._restore[signature] = self._build(build)
         return self._restore[signature]
 
-    def init_check(self, restored: Set[str]) -> Tuple[Optional[Any], List[Any]]:
-        """(bool vector tensor, variables) telling which not-restored variables are initialised.
-
-        Only the candidates are checked, in one op, instead of every variable of the graph.
-        """
-        candidates = dict(graph_variables(self.graph, "global"))
-        candidates.update(graph_variables(self.graph, "local"))
-        parts = [part for name, gv in candidates.items() if name not in restored for part in gv.parts]
+    def init_check(self, pairs: Pairs, known: Iterable[GraphVariable] = ()) -> Tuple[Optional[Any], List[Any]]:
+        """(bool vector tensor, variables): which variables this restore does not set are
+        initialised already. Candidates are the graph's global and local variables plus
+        ``known`` ones (a var_list may hold variables outside the collections); only the
+        parts restored are skipped, so a partly listed partitioned variable still gets
+        its other slices initialised. One op checks them all."""
+        restored = {id(part) for _, graph_variable in pairs for part in graph_variable.parts}
+        candidates = list(graph_variables(self.graph, "global").values())
+        candidates += list(graph_variables(self.graph, "local").values()) + list(known)
+        parts: List[Any] = []
+        seen: Set[int] = set(restored)
+        for graph_variable in candidates:
+            for part in graph_variable.parts:
+                if id(part) not in seen and isinstance(part, tf.Variable):
+                    seen.add(id(part))
+                    parts.append(part)
         signature = tuple(part.name for part in parts)
         if signature not in self._checks:
             if not parts:
@@ -136,28 +195,43 @@ class GraphOps:
                 self._checks[signature] = (self._build(build), parts)
         return self._checks[signature]
 
-    def restore_and_initialize(self, sess: Any, prefix: str, pairs: Pairs, restored: Optional[Set[str]]) -> None:
+    def restore_and_initialize(
+        self, sess: Any, prefix: str, pairs: Pairs, known: Iterable[GraphVariable] = (), initialize: bool = True
+    ) -> int:
         """Restore the pairs, then initialise what is neither restored nor initialised.
 
-        Two session calls: the restore ops with the initialised check, then the initialisers.
+        Order matters for "all or nothing": the initialised check runs first (read-only),
+        initialisers that cannot run (they need a feed) are refused before anything is
+        touched, then the first Saver reads every distinct key in one RestoreV2 op (it
+        fails before any assignment, or every key is readable), then the Savers of keys
+        that feed several variables, and only then the initialisers.
+
+        Returns:
+            The number of variables initialised.
         """
         restore = self.restore_ops(pairs) if pairs else []
-        check, parts = self.init_check(restored) if restored is not None else (None, [])
-        fetches: List[Any] = [op_name for op_name, _ in restore]
+        check, parts = self.init_check(pairs, known) if initialize else (None, [])
+        uninitialized: List[Any] = []
         if check is not None:
-            fetches.append(check)
-        if not fetches:
-            return
-        try:
-            results = sess.run(fetches, feed_dict={feed_name: prefix for _, feed_name in restore})
-        except tf.errors.OpError as error:
-            raise translate_read_error(error, prefix) from error
-        if check is None:
-            return
-        uninitialized = [part for part, initialized in zip(parts, results[-1]) if not initialized]
+            flags = sess.run(check)
+            uninitialized = [part for part, initialized in zip(parts, flags) if not initialized]
+            _refuse_fed_initializers(uninitialized)
+        for index, (op_name, feed_name) in enumerate(restore):
+            try:
+                sess.run(op_name, feed_dict={feed_name: prefix})
+            except tf.errors.OpError as error:
+                raise translate_read_error(error, prefix, touched=index > 0) from error
         if uninitialized:
             _logger.info("initialising %d variable(s) not restored", len(uninitialized))
-            sess.run([part.initializer for part in uninitialized])
+            try:
+                sess.run([part.initializer for part in uninitialized])
+            except tf.errors.OpError as error:
+                raise UsageError(
+                    f"the checkpoint was restored, but initialising the other variables failed "
+                    f"({type(error).__name__}: {meaningful_line(error)}); initialise them yourself and "
+                    "pass init_unrestored=False"
+                ) from error
+        return len(uninitialized)
 
     def save(self, sess: Any, save_path: str, pairs: Pairs, global_step: Any, save_kwargs: Mapping[str, Any]) -> str:
         """Save the pairs (checkpoint key, variable) with a Saver cached per signature."""
@@ -168,8 +242,11 @@ class GraphOps:
         saver = self._savers.get(signature)
         if saver is None:
             var_list = {key: gv.saveable for key, gv in pairs}
-            saver = self._build(lambda: v1.train.Saver(var_list=var_list, **self._saver_kwargs)) if self.graph is not None \
-                else v1.train.Saver(var_list=var_list, **self._saver_kwargs)
+            if self.graph is not None:
+                saver = self._build(lambda: v1.train.Saver(var_list=var_list, **self._saver_kwargs))
+            else:
+                with _quiet_tensorflow_logs():  # "Saver is deprecated" does not apply to explicit names
+                    saver = v1.train.Saver(var_list=var_list, **self._saver_kwargs)
             if self._last_saver is not None:
                 # Keep max_to_keep bookkeeping when the variable set changed between saves.
                 saver.set_last_checkpoints_with_time(self._last_saver.last_checkpoints_with_time)
@@ -180,15 +257,31 @@ class GraphOps:
             if parent:
                 tf.io.gfile.makedirs(parent)
             return saver.save(sess, save_path, global_step=global_step, **save_kwargs)
+        except tf.errors.FailedPreconditionError as error:
+            raise UsageError(
+                f"cannot save {save_path!r}: a variable is not initialised ({meaningful_line(error)}); "
+                "run its initializer or restore() first"
+            ) from error
         except (tf.errors.PermissionDeniedError, PermissionError) as error:
             raise UsageError(
                 f"cannot write the checkpoint {save_path!r}: permission denied; pass a save_path in a writable directory"
             ) from error
         except (tf.errors.OpError, OSError, ValueError) as error:
             raise PartialSaverError(
-                f"writing the checkpoint {save_path!r} failed ({type(error).__name__}: {error}); "
+                f"writing the checkpoint {save_path!r} failed ({type(error).__name__}: {meaningful_line(error)}); "
                 "check free disk space and the path"
             ) from error
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow_logs() -> Iterator[None]:
+    tf_logger = tf.get_logger()
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        tf_logger.setLevel(level)
 
 
 def restore_eager(prefix: str, pairs: Pairs) -> None:

@@ -122,7 +122,7 @@ def _as_partitioned_variable(graph_variable: GraphVariable) -> Any:
     try:
         return PartitionedVariable(
             name=graph_variable.name,
-            shape=list(graph_variable.shape or ()),
+            shape=tf.TensorShape(graph_variable.shape),
             dtype=tf.as_dtype(graph_variable.dtype),
             variable_list=list(graph_variable.parts),
             partitions=partitions,

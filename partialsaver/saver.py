@@ -6,6 +6,8 @@ import logging
 import os
 import re
 import weakref
+
+import numpy as np
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from partialsaver import _session
@@ -28,6 +30,49 @@ _SAVER_KWARGS = frozenset(
 _RESTORE_KWARGS = frozenset({"reshape", "sharded", "restore_sequentially"})
 
 __all__ = ["SmartSaver"]
+
+
+def _check_bool(flag: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise UsageError(f"{flag} must be True or False, not {value!r}")
+
+
+# Types of the tf.compat.v1.train.Saver options, checked up front so that a typo surfaces
+# when the SmartSaver is built rather than deep inside the first save().
+_SAVER_KWARG_TYPES: Dict[str, Tuple[type, ...]] = {
+    "reshape": (bool,), "sharded": (bool,), "restore_sequentially": (bool,), "allow_empty": (bool,),
+    "pad_step_number": (bool,), "save_relative_paths": (bool,), "max_to_keep": (int, type(None)),
+    "keep_checkpoint_every_n_hours": (int, float), "write_version": (int,), "name": (str, type(None)),
+    "filename": (str, type(None)),
+}
+
+
+def _check_saver_kwargs(saver_kwargs: Mapping[str, Any]) -> None:
+    unknown = sorted(set(saver_kwargs) - _SAVER_KWARGS)
+    if unknown:
+        raise UsageError(
+            f"SmartSaver got unknown keyword argument(s) {format_items(unknown)}; "
+            f"tf.compat.v1.train.Saver options it passes on are {format_items(_SAVER_KWARGS, 20)}"
+        )
+    wrong = [
+        f"{key}={value!r}"
+        for key, value in saver_kwargs.items()
+        if not isinstance(value, _SAVER_KWARG_TYPES[key])
+        or (key in _SAVER_KWARG_TYPES and bool not in _SAVER_KWARG_TYPES[key] and isinstance(value, bool))
+    ]
+    if wrong:
+        raise UsageError(
+            f"SmartSaver got Saver option(s) of the wrong type: {format_items(wrong)}; e.g. max_to_keep=5, "
+            "sharded=True, keep_checkpoint_every_n_hours=2.0"
+        )
+
+
+def _log_plan(plan: RestorePlan) -> None:
+    """The report at INFO when all is well, at WARNING when something needs a look
+    (missing, mismatched, a diagnostic such as a filter that matched nothing, or nothing
+    restored at all)."""
+    quiet = plan.ok and not plan.diagnostics and plan.restored
+    _logger.log(logging.INFO if quiet else logging.WARNING, "%s", plan)
 
 
 class _LazyVariables(Mapping):
@@ -81,19 +126,13 @@ class SmartSaver:
         skip_mismatched: bool = False,
         **saver_kwargs: Any,
     ) -> None:
-        for flag, value in (("strict", strict), ("skip_mismatched", skip_mismatched)):
-            if not isinstance(value, bool):
-                raise UsageError(f"{flag} must be True or False, not {value!r}")
+        _check_bool("strict", strict)
+        _check_bool("skip_mismatched", skip_mismatched)
+        _check_saver_kwargs(saver_kwargs)
         if isinstance(min_restored_fraction, bool) or not isinstance(min_restored_fraction, (int, float)) or not (
             0.0 <= min_restored_fraction <= 1.0
         ):
             raise UsageError(f"min_restored_fraction must be a number in [0, 1], not {min_restored_fraction!r}")
-        unknown = sorted(set(saver_kwargs) - _SAVER_KWARGS)
-        if unknown:
-            raise UsageError(
-                f"SmartSaver got unknown keyword argument(s) {format_items(unknown)}; "
-                f"tf.compat.v1.train.Saver options it passes on are {format_items(_SAVER_KWARGS, 20)}"
-            )
         explicit = self._take_var_list(var_list, name_map)
         self._include = normalize_specs(include, "include")
         self._exclude = normalize_specs(exclude, "exclude")
@@ -140,16 +179,20 @@ class SmartSaver:
     def _graph(self, sess: Any, *, need_session: bool) -> Any:
         """The graph to work on (None in eager mode), with the session checked against it."""
         listed_graphs = {id(g): g for g in map(graph_of, self._var_list or [])}
-        eager = tf.executing_eagerly() and (self._var_list is None or None in listed_graphs.values())
+        eager = (
+            sess is None
+            and tf.executing_eagerly()
+            and (self._var_list is None or None in listed_graphs.values())
+        )
         if eager:
             if self._var_list is None:
                 raise UsageError(
                     "in eager mode there is no graph to collect variables from; pass "
                     "var_list=model.variables (or build the model inside tf.Graph().as_default())"
                 )
-            if sess is not None:
-                raise UsageError("eager variables need no session; call with sess=None")
             return None
+        if sess is not None and None in listed_graphs.values() and self._var_list:
+            raise UsageError("eager variables need no session; call with sess=None")
         if sess is None:
             if need_session:
                 raise UsageError(
@@ -178,11 +221,17 @@ class SmartSaver:
         pool.update(listed)
         return pool, list(listed)
 
-    def _plan(self, checkpoint: Any, graph: Any) -> Tuple[RestorePlan, List[Tuple[str, GraphVariable]]]:
+    def _plan(
+        self, checkpoint: Any, graph: Any
+    ) -> Tuple[RestorePlan, List[Tuple[str, GraphVariable]], Dict[str, GraphVariable]]:
+        """(the plan, the (stored key, variable) pairs to restore, every known variable)."""
         metadata = read_metadata(checkpoint)
         variables, candidates = self._variables(graph)
+        if not candidates:
+            where = "var_list is empty" if self._var_list is not None else "the graph has no global variables"
+            raise UsageError(f"there is nothing to restore into: {where}; build the model first (or pass its variables)")
         selection = select(candidates, self._include, self._exclude, self._expect_new, obj_of=_LazyVariables(variables))
-        return build_plan(
+        plan, pairs = build_plan(
             metadata,
             variables,
             selection,
@@ -191,6 +240,7 @@ class SmartSaver:
             require=self._require,
             min_restored_fraction=self._min_restored_fraction,
         )
+        return plan, pairs, variables
 
     # -- public API -------------------------------------------------------------------------
 
@@ -254,19 +304,28 @@ class SmartSaver:
                 or under strict missing/unused/unmatched items; ``.plan`` holds the plan.
             CheckpointNotFoundError, CorruptCheckpointError, NameMapError, UsageError.
         """
-        strict = self._strict if strict is None else strict
-        skip_mismatched = self._skip_mismatched if skip_mismatched is None else skip_mismatched
+        strict, skip_mismatched = self._flags(strict, skip_mismatched)
+        _check_bool("init_unrestored", init_unrestored)
         graph = self._graph(sess, need_session=True)
-        plan, pairs = self._plan(checkpoint, graph)
-        _logger.log(logging.INFO if plan.ok else logging.WARNING, "%s", plan)
+        plan, pairs, variables = self._plan(checkpoint, graph)
+        _log_plan(plan)
         self._check(plan, strict, skip_mismatched)
         if graph is None:
             _session.restore_eager(plan.checkpoint, pairs)
             return plan
-        ops = self._graph_ops(graph)
-        restored = {record.graph_name for record in plan.restored}
-        ops.restore_and_initialize(sess, plan.checkpoint, pairs, restored if init_unrestored else None)
+        self._graph_ops(graph).restore_and_initialize(
+            sess, plan.checkpoint, pairs, variables.values(), initialize=init_unrestored
+        )
         return plan
+
+    def _flags(self, strict: Optional[bool], skip_mismatched: Optional[bool]) -> Tuple[bool, bool]:
+        for flag, value in (("strict", strict), ("skip_mismatched", skip_mismatched)):
+            if value is not None:
+                _check_bool(flag, value)
+        return (
+            self._strict if strict is None else strict,
+            self._skip_mismatched if skip_mismatched is None else skip_mismatched,
+        )
 
     def init_fn(
         self, checkpoint: Any, *, strict: Optional[bool] = None, skip_mismatched: Optional[bool] = None
@@ -282,23 +341,22 @@ class SmartSaver:
         Example:
             >>> scaffold = tf.compat.v1.train.Scaffold(init_op=tf.no_op(), init_fn=saver.init_fn("pretrained"))
         """
-        strict = self._strict if strict is None else strict
-        skip_mismatched = self._skip_mismatched if skip_mismatched is None else skip_mismatched
+        strict, skip_mismatched = self._flags(strict, skip_mismatched)
         graph = self._graph(None, need_session=False)
         if graph is None:
             raise UsageError("init_fn / scaffold are for graph mode; in eager mode call restore(None, checkpoint)")
-        plan, pairs = self._plan(checkpoint, graph)
+        plan, pairs, variables = self._plan(checkpoint, graph)
         self._check(plan, strict, skip_mismatched)
         ops = self._graph_ops(graph)
-        restored = {record.graph_name for record in plan.restored}
+        known = list(variables.values())
         if pairs:
             ops.restore_ops(pairs)
-        ops.init_check(restored)
+        ops.init_check(pairs, known)
 
         def restore_pretrained(scaffold: Any, session: Any) -> None:
             del scaffold  # the Scaffold API passes it; everything needed was built above
-            _logger.log(logging.INFO if plan.ok else logging.WARNING, "%s", plan)
-            ops.restore_and_initialize(session, plan.checkpoint, pairs, restored)
+            _log_plan(plan)
+            ops.restore_and_initialize(session, plan.checkpoint, pairs, known)
 
         return restore_pretrained
 
@@ -358,10 +416,19 @@ class SmartSaver:
         Returns:
             The path prefix of the written checkpoint.
         """
-        if not isinstance(save_path, (str, os.PathLike)):
-            raise UsageError(f"save_path must be a str or os.PathLike, not {type(save_path).__name__}")
+        if not isinstance(save_path, (str, os.PathLike)) or not os.fspath(save_path):
+            raise UsageError(f"save_path must be a non-empty str or os.PathLike, not {save_path!r}; e.g. 'train/model.ckpt'")
+        if global_step is not None and (
+            isinstance(global_step, bool)
+            or not isinstance(global_step, (int, np.integer, tf.Tensor, tf.Variable))
+        ):
+            raise UsageError(f"global_step must be an int, an integer tensor or variable, or None, not {global_step!r}")
         graph = self._graph(sess, need_session=True)
         if not self._name_map.invertible:
             _logger.info("save(): regex/callable name_map rules are not inverted; those variables keep their graph names")
         pairs = self._save_keys(graph)
+        if not pairs:
+            raise UsageError(
+                "nothing to save: no variable is selected (check include / exclude, or build the model first)"
+            )
         return self._graph_ops(graph).save(sess, os.fspath(save_path), pairs, global_step, kwargs)

@@ -90,10 +90,15 @@ def normalize_specs(specs: SpecArg, argument: str) -> Tuple[Spec, ...]:
             "re.Pattern, a callable, or a list of those"
         )
     bad = [repr(spec) for spec in specs if not (isinstance(spec, (str, re.Pattern)) or callable(spec))]
+    bad += [
+        f"{spec!r} (an empty scope would match every name)"
+        for spec in specs
+        if isinstance(spec, str) and not spec.strip("/")
+    ]
     if bad:
         raise NameMapError(
-            f"{argument} holds {len(bad)} spec(s) of the wrong type: {format_items(bad)}; "
-            "each spec must be a scope string, a compiled re.Pattern or a callable"
+            f"{argument} holds {len(bad)} bad spec(s): {format_items(bad)}; "
+            "each spec must be a non-empty scope string, a compiled re.Pattern or a callable"
         )
     return tuple(specs)
 

@@ -1,0 +1,102 @@
+"""restore() is all or nothing, and leaves no variable uninitialised that the plan covers."""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from partialsaver import CorruptCheckpointError, SmartSaver, UsageError
+from tests.conftest import zeros_variable
+
+v1 = tf.compat.v1
+
+
+def corrupt_middle(prefix):
+    data = prefix + ".data-00000-of-00001"
+    blob = bytearray(open(data, "rb").read())
+    blob[len(blob) // 2: len(blob) // 2 + 64] = b"\xff" * 64
+    open(data, "wb").write(bytes(blob))
+
+
+def uninitialised(sess):
+    return sorted(name.decode() for name in sess.run(v1.report_uninitialized_variables()))
+
+
+def test_a_key_feeding_several_variables_never_restores_partly(write_checkpoint, graph, sess):
+    checkpoint = write_checkpoint({"a": np.full(4, 7, np.float32), "b": np.full(1 << 16, 5, np.float32)})
+    corrupt_middle(checkpoint)
+    for name, shape in (("x", [4]), ("y", [4]), ("b", [1 << 16])):
+        zeros_variable(name, shape)
+    with pytest.raises(CorruptCheckpointError, match="no variable was changed"):
+        SmartSaver(name_map={"a": ["x", "y"]}).restore(sess, checkpoint)
+    assert uninitialised(sess) == ["b", "x", "y"]
+
+
+def test_the_read_error_names_its_cause(write_checkpoint, graph, sess):
+    checkpoint = write_checkpoint({"b": np.full(1 << 16, 5, np.float32)})
+    with open(checkpoint + ".data-00000-of-00001", "r+b") as data:
+        data.truncate(1000)
+    zeros_variable("b", [1 << 16])
+    with pytest.raises(CorruptCheckpointError) as caught:
+        SmartSaver().restore(sess, checkpoint)
+    assert "Graph execution error" not in str(caught.value)
+    assert "OutOfRangeError: Read less bytes than requested" in str(caught.value)
+
+
+def test_a_var_list_variable_outside_the_collections_is_initialised(write_checkpoint, graph, sess):
+    checkpoint = write_checkpoint({"a": np.ones(2, np.float32)})
+    a = zeros_variable("a", [2])
+    head = v1.get_variable("head", [3], initializer=v1.ones_initializer(), collections=[])
+    plan = SmartSaver(var_list=[a, head]).restore(sess, checkpoint)
+    assert plan.initialized == ("head",)
+    assert sess.run(head).tolist() == [1, 1, 1]
+
+
+def test_slices_left_out_of_a_var_list_are_initialised(write_checkpoint, graph, sess):
+    checkpoint = write_checkpoint({"emb": np.ones([6, 4], np.float32)}, partitions={"emb": 2})
+    emb = v1.get_variable("emb", [6, 4], partitioner=v1.fixed_size_partitioner(2), initializer=v1.zeros_initializer())
+    first, second = list(emb)
+    SmartSaver(var_list=[first]).restore(sess, checkpoint)
+    assert uninitialised(sess) == []
+    assert sess.run(first).tolist() == np.ones([3, 4]).tolist()
+    assert sess.run(second).tolist() == np.zeros([3, 4]).tolist()
+
+
+def test_an_initializer_that_needs_a_feed_is_refused_before_anything_is_restored(write_checkpoint, graph, sess):
+    checkpoint = write_checkpoint({"a": np.ones(2, np.float32)})
+    a = zeros_variable("a", [2])
+    embedding = tf.compat.v1.placeholder(tf.float32, [3], name="embedding_values")
+    v1.Variable(embedding, name="embedding")
+    with pytest.raises(UsageError, match="need.* a fed placeholder: 'embedding \\(feeds embedding_values\\)'"):
+        SmartSaver(include="a").restore(sess, checkpoint)
+    assert uninitialised(sess) == ["a", "embedding"]
+    SmartSaver(include="a").restore(sess, checkpoint, init_unrestored=False)
+    assert sess.run(a).tolist() == [1, 1]
+
+
+def test_a_session_works_outside_the_graph_context(write_checkpoint):
+    checkpoint = write_checkpoint({"a": np.ones(2, np.float32)})
+    graph = tf.Graph()
+    with graph.as_default():
+        a = zeros_variable("a", [2])
+        saver = SmartSaver()
+    with v1.Session(graph=graph) as sess:  # the default graph here is not `graph`
+        assert saver.restore(sess, checkpoint).ok
+        assert sess.run(a).tolist() == [1, 1]
+
+
+def test_an_include_typo_is_logged_at_warning(write_checkpoint, graph, sess, caplog):
+    checkpoint = write_checkpoint({"backbone/w": np.ones(2, np.float32)})
+    zeros_variable("backbone/w", [2])
+    with caplog.at_level(logging.WARNING, logger="partialsaver"):
+        plan = SmartSaver(include="backbon").restore(sess, checkpoint)
+    assert plan.restored == () and "include scope 'backbon' matched no variable" in caplog.text
+
+
+def test_callables_see_a_partitioned_shape_as_a_tensor_shape(write_checkpoint, graph):
+    checkpoint = write_checkpoint({"emb": np.ones([6, 4], np.float32)})
+    v1.get_variable("emb", [6, 4], partitioner=v1.fixed_size_partitioner(2))
+    plan = SmartSaver(include=lambda variable: variable.shape == (6, 4) and variable.shape.rank == 2).plan(checkpoint)
+    assert [r.graph_name for r in plan.restored] == ["emb"]
