@@ -8,7 +8,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from partialsaver._reading import open_reader, read_metadata
+from partialsaver._reading import CheckpointMetadata, open_reader, read_metadata
 from partialsaver._tf import tf
 
 __all__ = ["Change", "CheckpointDiff", "ValueChange", "diff_checkpoints"]
@@ -66,7 +66,7 @@ class CheckpointDiff:
             "dtype_changes": [{"key": c.key, "a": c.a, "b": c.b} for c in self.dtype_changes],
             "value_changes": [
                 {"key": c.key, "a": _scalar(c.a), "b": _scalar(c.b), "index": list(c.index), "changed": c.changed,
-                 "max_abs_diff": c.max_abs_diff}
+                 "max_abs_diff": _scalar(c.max_abs_diff)}
                 for c in self.value_changes
             ],
             "compared_values": self.compared_values,
@@ -89,14 +89,26 @@ class CheckpointDiff:
             lines.append(f"value changes ({len(self.value_changes)})")
             for c in self.value_changes[:50]:
                 diff = f", max |a-b| = {c.max_abs_diff:.6g}" if c.max_abs_diff is not None else ""
-                lines.append(f"  {c.key}: {c.changed} element(s) differ{diff}; first at {list(c.index)}: a {_scalar(c.a)!r}  vs  b {_scalar(c.b)!r}")
+                lines.append(f"  {c.key}: {c.changed} element(s) differ{diff}; first at {list(c.index)}: "
+                             f"a {c.a!r}  vs  b {c.b!r}")
         return "\n".join(lines) + "\n"
 
 
 def _scalar(value: Any) -> Any:
+    """A JSON-safe Python value: text for bytes, [re, im] for complex, None for NaN / inf
+    (strict JSON has neither), plain numbers otherwise."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "backslashreplace")
-    return value.item() if hasattr(value, "item") else value
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, complex):
+        return [_scalar(value.real), _scalar(value.imag)]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if not isinstance(value, (bool, int, float, str, type(None))):  # quantized and other numpy records
+        return str(value)
+    return value
 
 
 def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -134,6 +146,14 @@ def _compare(key: str, a: np.ndarray, b: np.ndarray) -> Optional[ValueChange]:
     return ValueChange(key, a[first] if a.shape else a[()], b[first] if b.shape else b[()], first, changed, max_abs)
 
 
+def _stored_form(metadata: CheckpointMetadata, keys: set) -> CheckpointMetadata:
+    rename = {key: metadata.raw(key) for key in keys}
+    shapes = {rename.get(key, key): shape for key, shape in metadata.shapes.items()}
+    dtypes = {rename.get(key, key): dtype for key, dtype in metadata.dtypes.items()}
+    raw_keys = {key: raw for key, raw in metadata.raw_keys.items() if key not in keys}
+    return CheckpointMetadata(metadata.prefix, shapes, dtypes, raw_keys)
+
+
 def diff_checkpoints(a: Any, b: Any, *, values: bool = True) -> CheckpointDiff:
     """Compare two checkpoints key by key (one tensor pair in memory at a time).
 
@@ -149,6 +169,13 @@ def diff_checkpoints(a: Any, b: Any, *, values: bool = True) -> CheckpointDiff:
         >>> print(diff_checkpoints("run1", "run2"))               # doctest: +SKIP
     """
     meta_a, meta_b = read_metadata(a), read_metadata(b)
+    # Keys are compared readable, except where the two store one differently (an
+    # object-based "w/.ATTRIBUTES/VARIABLE_VALUE" vs a name-based "w"): a Saver of one
+    # cannot read the other, so those count as keys on one side only, stored form shown.
+    stored_apart = {key for key in set(meta_a.shapes) & set(meta_b.shapes) if meta_a.raw(key) != meta_b.raw(key)}
+    if stored_apart:
+        meta_a = _stored_form(meta_a, stored_apart)
+        meta_b = _stored_form(meta_b, stored_apart)
     keys_a, keys_b = set(meta_a.shapes), set(meta_b.shapes)
     common = sorted(keys_a & keys_b)
     shape_changes = [Change(k, meta_a.shapes[k], meta_b.shapes[k]) for k in common if meta_a.shapes[k] != meta_b.shapes[k]]

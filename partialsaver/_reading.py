@@ -31,7 +31,7 @@ INTERNAL_KEYS = frozenset({"_CHECKPOINTABLE_OBJECT_GRAPH"})
 # Object-based checkpoints (tf.train.Checkpoint, Keras 2 save_weights) store a variable's
 # value under "<object path>/.ATTRIBUTES/VARIABLE_VALUE"; partialsaver shows "<object path>".
 OBJECT_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
-_SUFFIX = re.compile(r"^(?P<prefix>.+?)\.(index|meta|data-\d{5}-of-\d{5})$")
+SUFFIX = re.compile(r"^(?P<prefix>.+?)\.(index|meta|data-\d{5}-of-\d{5})$")
 _DATA_SHARD = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
 # TensorFlow's own read errors, translated to CorruptCheckpointError. A corrupt index
 # can also surface as a bare IndexError / ValueError from the reader's C++ binding.
@@ -172,7 +172,7 @@ def resolve_checkpoint(path: "str | os.PathLike[str]") -> str:
                 "pass the directory a Saver wrote to, or a checkpoint prefix"
             )
     else:
-        match = _SUFFIX.match(path)
+        match = SUFFIX.match(path)
         prefix = match.group("prefix") if match else path
         if not tf.io.gfile.exists(prefix + ".index"):
             if match is None and tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):

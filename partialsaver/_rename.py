@@ -12,12 +12,15 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import re
+import socket
 import uuid
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from partialsaver._reading import read_metadata, resolve_checkpoint
+from partialsaver._reading import SUFFIX as _FILE_SUFFIX
+from partialsaver._reading import read_metadata
 from partialsaver._tf import tf, v1
 from partialsaver.errors import CorruptCheckpointError, NameMapError, PartialSaverError, UsageError, format_items
 from partialsaver.mapping import NameMap, NameMapArg
@@ -27,6 +30,7 @@ _logger = logging.getLogger("partialsaver")
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
 TEMP_PREFIX = ".partialsaver-tmp-"
+_HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
 # The index does not record a string tensor's byte size; assume this much per element.
 _STRING_ELEMENT_BYTES = 64
 
@@ -119,9 +123,9 @@ def _destination(dst: Any, source: str, overwrite: bool) -> str:
         raise UsageError("dst is empty; pass the prefix to write, e.g. out/model.ckpt")
     if dst.endswith("/") or tf.io.gfile.isdir(dst):
         dst = posixpath.join(dst, os.path.basename(source))
-    for suffix in (".index", ".meta"):
-        if dst.endswith(suffix):
-            dst = dst[: -len(suffix)]
+    match = _FILE_SUFFIX.match(dst)  # "x.index" / "x.meta" / "x.data-00000-of-00001" name prefix "x"
+    if match:
+        dst = match.group("prefix")
     parent = os.path.dirname(dst) or "."
     if not tf.io.gfile.isdir(parent):
         raise UsageError(f"the directory {parent!r} for dst does not exist; create it first (mkdir -p {parent})")
@@ -136,15 +140,22 @@ def _destination(dst: Any, source: str, overwrite: bool) -> str:
     return dst
 
 
+def _temp_name() -> str:
+    # host and pid: a later run removes only directories of dead processes of its own host,
+    # never those of a rename still running on another machine sharing the directory.
+    return f"{TEMP_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 def _remove_stale_temporaries(parent: str) -> None:
-    """Delete temp directories left by killed runs (their process no longer exists)."""
+    """Delete temp directories left by killed runs of this host (their process is gone)."""
     if "://" in parent:
         return
+    own = f"{TEMP_PREFIX}{_HOST}-"
     for entry in os.listdir(parent):
-        if not entry.startswith(TEMP_PREFIX):
+        if not entry.startswith(own):
             continue
         try:
-            pid = int(entry[len(TEMP_PREFIX):].split("-")[0])
+            pid = int(entry[len(own):].split("-")[0])
             os.kill(pid, 0)
         except ProcessLookupError:
             _logger.info("removing %s left by an interrupted run", entry)
@@ -181,7 +192,10 @@ def _run_merge(parts: Sequence[str], merged: str) -> None:
 
 def _move_into_place(merged: str, dst: str) -> None:
     """Data files first, the index last: a crash in between leaves no ``dst`` index."""
-    for old in ([dst + ".index"] if tf.io.gfile.exists(dst + ".index") else []) + tf.io.gfile.glob(dst + ".data-*"):
+    # The old index goes first: from then on dst is absent until the new index lands. A
+    # replaced dst's .meta describes the old graph, so it goes too.
+    stale = [dst + suffix for suffix in (".index", ".meta") if tf.io.gfile.exists(dst + suffix)]
+    for old in stale + tf.io.gfile.glob(dst + ".data-*"):
         tf.io.gfile.remove(old)
     for data in tf.io.gfile.glob(merged + ".data-*"):
         tf.io.gfile.rename(data, dst + data[len(merged):], overwrite=True)
@@ -189,22 +203,31 @@ def _move_into_place(merged: str, dst: str) -> None:
 
 
 def _update_state_file(dst: str) -> None:
-    """Make ``dst`` the latest checkpoint of its directory (relative paths, atomic write)."""
+    """Name ``dst`` in its directory's ``checkpoint`` state file (relative path, atomic write).
+
+    A directory without a usable state file gets one naming ``dst``. A directory whose state
+    file already names a checkpoint that exists (a training run's own, or ``src``'s) keeps
+    it as latest, so that a resuming job is not silently pointed at the renamed copy.
+    """
     directory = os.path.dirname(dst) or "."
+    name = os.path.basename(dst)
     try:
         state = v1.train.get_checkpoint_state(directory)
-        previous = list(state.all_model_checkpoint_paths) if state else []
     except (tf.errors.OpError, ValueError):
-        previous = []  # an unreadable state file is replaced
-    relative = [os.path.relpath(path, directory) if os.path.isabs(path) else path for path in previous]
-    name = os.path.basename(dst)
-    paths = [path for path in relative if path != name] + [name]
+        state = None  # an unreadable state file is replaced
+    latest = state.model_checkpoint_path if state else ""
+    if latest and os.path.basename(latest) != name and tf.io.gfile.exists(latest + ".index"):
+        _logger.warning(
+            "%s already names %s as its latest checkpoint; left unchanged: pass the prefix %s explicitly",
+            os.path.join(directory, "checkpoint"), latest, dst,
+        )
+        return
     # tf.compat.v1.train.update_checkpoint_state does the same but logs a deprecation notice.
     update = getattr(getattr(getattr(tf, "__internal__", None), "train", None), "update_checkpoint_state", None)
     if update is not None:
-        update(directory, name, all_model_checkpoint_paths=paths, save_relative_paths=True)
+        update(directory, name, all_model_checkpoint_paths=[name], save_relative_paths=True)
     else:  # pragma: no cover - older TensorFlow
-        v1.train.update_checkpoint_state(directory, name, all_model_checkpoint_paths=paths)
+        v1.train.update_checkpoint_state(directory, name, all_model_checkpoint_paths=[name])
 
 
 def rename_variables(
@@ -260,7 +283,7 @@ def rename_variables(
         _logger.warning("%s", diagnostic.message)
     parent = os.path.dirname(destination) or "."
     _remove_stale_temporaries(parent)
-    workdir = posixpath.join(parent, f"{TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    workdir = posixpath.join(parent, _temp_name())
     total, done = sum(plan.sizes.values()), 0
     try:
         tf.io.gfile.makedirs(workdir)

@@ -112,14 +112,16 @@ def _sections(plan: "RestorePlan") -> List[_Section]:
     unused_model, unused_optimizer = _split_optimizer(plan.unused)
     sections: List[_Section] = []
     sections += _named_section("restored", "restored", list(restored_meta), restored_meta, suffix=renamed)
-    sections += _named_section("initialised", "missing in checkpoint, will be initialised", missing_model,
+    sections += _named_section("initialised", "missing in checkpoint: initialised if not yet", missing_model,
                                plan.graph_meta, notes=hints)
-    sections += _named_section("initialised", "missing optimizer state, will be initialised", missing_optimizer,
+    sections += _named_section("initialised", "missing optimizer state: initialised if not yet", missing_optimizer,
                                plan.graph_meta)
     sections += _mismatch_section("shape mismatch, not restored", plan.shape_mismatches, _shape)
     sections += _mismatch_section("dtype mismatch, not restored", plan.dtype_mismatches, str)
-    sections += _named_section("initialised", "new (expected), will be initialised", plan.expected_new, plan.graph_meta)
-    sections += _named_section("unused", "unused checkpoint keys", unused_model, plan.checkpoint_meta)
+    sections += _named_section("initialised", "new (expected): initialised if not yet", plan.expected_new, plan.graph_meta)
+    moved = {key: "-> " + ", ".join(repr(t) for t in targets) + " (no such variable)"
+             for key, targets in plan.unused_targets.items()}
+    sections += _named_section("unused", "unused checkpoint keys", unused_model, plan.checkpoint_meta, suffix=moved)
     sections += _named_section("unused", "unused optimizer state", unused_optimizer, plan.checkpoint_meta)
     sections += _named_section("left-out", "checkpoint keys left out on purpose (include / exclude)",
                                plan.not_selected, plan.checkpoint_meta)
@@ -156,31 +158,43 @@ def summary_line(plan: "RestorePlan") -> str:
     return ", ".join(parts)
 
 
+def _name_map_lines(entries: Sequence[Tuple[Any, str, str]]) -> List[str]:
+    """One paste-able ``name_map={...}``: a single line for one entry, a block for more."""
+    if len(entries) == 1:
+        key, value, comment = entries[0]
+        return [f"name_map={{{key!r}: {value!r}}}" + (f"  # {comment}" if comment else "")]
+    lines = ["name_map={"]
+    lines += [f"    {key!r}: {value!r}," + (f"  # {comment}" if comment else "") for key, value, comment in entries]
+    return lines + ["}"]
+
+
 def fix_lines(plan: "RestorePlan") -> List[str]:
     """Arguments that would fix the plan, as code to paste."""
-    lines = []
-    covered = set()
+    entries: List[Tuple[Any, str, str]] = []
+    covered: set = set()
     if plan.proposed_name_map:
         from partialsaver.mapping import NameMap
 
         rules = NameMap(dict(plan.proposed_name_map))
         missing = set(plan.missing)
         covered = {target for key in plan.checkpoint_meta for target in rules.apply(key)[0] if target in missing}
-    for entry, target in plan.proposed_name_map.items():
-        fixes = plan.proposed_fixes.get(entry, 0)
-        lines.append(f"name_map={{{entry!r}: {target!r}}}  # fixes {_plural(fixes, 'missing variable')}")
-    exact = {
-        keys[0]: name
+        for entry, target in plan.proposed_name_map.items():
+            fixes = plan.proposed_fixes.get(entry, 0)
+            entries.append((entry, target, f"fixes {_plural(fixes, 'missing variable')}"))
+    exact = [
+        (keys[0], name, "")
         for name, keys in sorted(plan.suggestions.items())
         if name not in covered and plan.checkpoint_meta.get(keys[0]) == plan.graph_meta.get(name)
-    }
-    if exact:
-        shown = dict(list(exact.items())[:5])
-        more = f"  # ... and {len(exact) - 5} more" if len(exact) > 5 else ""
-        lines.append(f"name_map={shown!r}{more}")
+    ]
+    entries += exact[:10]
+    lines = _name_map_lines(entries) if entries else []
+    if len(exact) > 10:
+        lines.append(f"# ... and {len(exact) - 10} more suggestions above")
     if plan.shape_mismatches or plan.dtype_mismatches:
+        mismatched = list(plan.mismatched)
+        more = f"  # ... and {len(mismatched) - 10} more" if len(mismatched) > 10 else ""
         lines.append("skip_mismatched=True  # initialise the mismatched variables instead")
-        lines.append(f"exclude={list(plan.mismatched)[:3]!r}  # or leave them out of the restore")
+        lines.append(f"exclude={mismatched[:10]!r}  # or leave them out of the restore{more}")
     return lines
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -115,7 +116,9 @@ def _stats(value: np.ndarray) -> str:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     value = load_variable(args.checkpoint, args.name)
-    info = next(i for i in list_variables(args.checkpoint) if i.name == args.name)
+    metadata = read_metadata(args.checkpoint)
+    readable = {metadata.raw(key): key for key in metadata.shapes}.get(args.name, args.name)
+    info = next(i for i in list_variables(args.checkpoint) if i.name == readable)
     print(f"name:  {info.name}")
     print(f"shape: {_shape(info.shape)}   dtype: {info.dtype}   size: {_human(info.nbytes)}")
     stats = _stats(value)
@@ -197,6 +200,16 @@ def _cmd_rename(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _positive_megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of megabytes")
+    return value
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="partialsaver", description="Inspect, plan, rename and diff TensorFlow checkpoints.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -233,7 +246,8 @@ def _build_parser() -> argparse.ArgumentParser:
     rename.add_argument("--exclude", action="append", help="do not write this scope (repeatable)")
     rename.add_argument("--dry-run", action="store_true", help="print the renames, write nothing")
     rename.add_argument("--overwrite", action="store_true", help="replace dst if it exists")
-    rename.add_argument("--memory-budget", type=float, default=256, metavar="MB", help="tensor bytes in memory (default 256)")
+    rename.add_argument("--memory-budget", type=_positive_megabytes, default=256, metavar="MB",
+                        help="tensor bytes in memory (default 256)")
     rename.add_argument("--quiet", action="store_true", help="no progress bar")
     rename.set_defaults(run=_cmd_rename)
 

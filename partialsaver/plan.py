@@ -85,6 +85,7 @@ class RestorePlan:
     unselected: Tuple[str, ...] = ()
     expected_new: Tuple[str, ...] = ()
     proposed_fixes: Mapping[Any, int] = dataclasses.field(default_factory=dict, repr=False)
+    unused_targets: Mapping[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict, repr=False)
     graph_meta: Mapping[str, Meta] = dataclasses.field(default_factory=dict, repr=False, compare=False)
     checkpoint_meta: Mapping[str, Meta] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
@@ -117,6 +118,10 @@ class RestorePlan:
         return _report.render_html(self)
 
 
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _compatible(graph_shape: Shape, checkpoint_shape: Tuple[int, ...]) -> bool:
     if graph_shape is None:
         return True
@@ -144,19 +149,19 @@ def _check_rule_targets(name_map: NameMap, variables: Mapping[str, GraphVariable
 
 def _pair_keys(
     keys: Sequence[str], name_map: NameMap, variables: Mapping[str, GraphVariable]
-) -> Tuple[Dict[str, str], Dict[str, Tuple[str, ...]], set]:
+) -> Tuple[Dict[str, str], Dict[str, Tuple[str, ...]], Dict[str, Rule]]:
     """Which key feeds each graph variable; raises on rule collisions.
 
-    Returns (winner key per graph name, targets per key, indices of rules that matched).
+    Returns (winner key per graph name, targets per key, the rule applied per key).
     """
     claims: Dict[str, List[Tuple[str, Optional[Rule]]]] = defaultdict(list)
     targets_of: Dict[str, Tuple[str, ...]] = {}
-    used_rules: set = set()
+    rule_of: Dict[str, Rule] = {}
     for key in keys:
         targets, rule = name_map.apply(key)
         targets_of[key] = targets
         if rule is not None:
-            used_rules.add(rule.index)
+            rule_of[key] = rule
         for target in targets:
             if target in variables:
                 claims[target].append((key, rule))
@@ -177,7 +182,7 @@ def _pair_keys(
             + (f" ... and {len(collisions) - 10} more" if len(collisions) > 10 else "")
             + "; make the rules more specific so each variable has one source"
         )
-    return winners, targets_of, used_rules
+    return winners, targets_of, rule_of
 
 
 def _require_diagnostics(
@@ -233,7 +238,8 @@ def build_plan(
     """
     _check_rule_targets(name_map, variables, graph)
     keys = sorted(metadata.shapes)
-    winners, targets_of, used_rules = _pair_keys(keys, name_map, variables)
+    winners, targets_of, rule_of = _pair_keys(keys, name_map, variables)
+    used_rules = {rule.index for rule in rule_of.values()}
     selected = set(selection.selected)
     expected_new = set(selection.expected_new)
 
@@ -285,6 +291,18 @@ def build_plan(
         if rule.index not in used_rules and rule.kind != "var_list"
     ]
     diagnostics += _require_diagnostics(require, min_restored_fraction, variables, restored_names)
+    # A rule that sent keys only to names that are no variable: its target is likely mistyped.
+    unused_targets = {key: targets_of[key] for key in unused if key in rule_of}
+    dead_rules: Dict[str, int] = defaultdict(int)
+    for key in unused_targets:
+        dead_rules[rule_of[key].describe()] += 1
+    live_rules = {rule_of[key].describe() for key in rule_of if key not in unused_targets}
+    diagnostics += [
+        Diagnostic("rule_targets_missing", rule, f"name_map {rule} sent {_count(count, 'key')} to names that are "
+                   "no variable of the graph; check its target")
+        for rule, count in sorted(dead_rules.items())
+        if rule not in live_rules
+    ]
 
     graph_meta = {name: (gv.shape, gv.dtype) for name, gv in variables.items()}
     checkpoint_meta = {key: (metadata.shapes[key], metadata.dtypes[key]) for key in keys}
@@ -306,6 +324,7 @@ def build_plan(
         suggestions=_frozen(suggestions),
         proposed_name_map=_frozen(proposal),
         unselected=tuple(unselected),
+        unused_targets=_frozen(unused_targets),
         expected_new=tuple(sorted(expected_new)),
         proposed_fixes=_frozen(fixes),
         graph_meta=_frozen(graph_meta),

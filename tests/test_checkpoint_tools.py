@@ -264,3 +264,56 @@ def test_smart_saver_restores_a_renamed_checkpoint(seed_checkpoint, renamed_grap
     rename_variables(seed_checkpoint, dst, {"v3": "v3_x"})
     plan = SmartSaver(strict=True).restore(sess, os.path.dirname(dst))
     assert plan.ok and sess.run(renamed_graph["v3_x"]).tolist() == [-2] * 4
+
+
+def test_rename_into_a_training_directory_keeps_its_latest_checkpoint(write_checkpoint, caplog):
+    src = write_checkpoint({"v1": np.ones(2, np.float32)}, global_step=5)
+    directory = os.path.dirname(src)
+    import logging
+    with caplog.at_level(logging.WARNING, logger="partialsaver"):
+        rename_variables(src, os.path.join(directory, "renamed.ckpt"), {"v1": "w"})
+    assert v1.train.latest_checkpoint(directory) == src  # a resuming job still finds its own
+    assert "left unchanged: pass the prefix" in caplog.text
+
+
+def test_a_dst_spelled_like_a_data_file_names_its_prefix(seed_checkpoint, tmp_path):
+    rename_variables(seed_checkpoint, str(tmp_path / "x.data-00000-of-00001"), {"v3": "v3_x"})
+    assert [info.name for info in list_variables(str(tmp_path / "x"))] == ["v1", "v2", "v3_x"]
+
+
+def test_temporary_directories_of_other_hosts_are_left_alone(seed_checkpoint, tmp_path):
+    foreign = tmp_path / ".partialsaver-tmp-otherhost-1-abcdef12"
+    foreign.mkdir()
+    import socket
+    dead_own = tmp_path / f".partialsaver-tmp-{socket.gethostname()}-999999-abcdef12"
+    dead_own.mkdir()
+    rename_variables(seed_checkpoint, str(tmp_path / "m.ckpt"), {"v3": "v3_x"})
+    assert foreign.exists() and not dead_own.exists()
+
+
+def test_overwrite_drops_the_stale_meta_of_the_replaced_checkpoint(seed_checkpoint, tmp_path):
+    assert os.path.exists(seed_checkpoint + ".meta")
+    rename_variables(seed_checkpoint, seed_checkpoint, {"v3": "v3_x"}, overwrite=True)
+    assert not os.path.exists(seed_checkpoint + ".meta")
+    assert [info.name for info in list_variables(seed_checkpoint)] == ["v1", "v2", "v3_x"]
+
+
+def test_diff_tells_object_based_from_name_based_keys(tmp_path, write_checkpoint):
+    module = tf.Module()
+    module.w = tf.Variable([1.0, 2.0])
+    object_based = tf.train.Checkpoint(net=module).save(str(tmp_path / "object" / "ckpt"))
+    name_based = write_checkpoint({"net/w": np.array([1.0, 2.0], np.float32),
+                                   "save_counter": np.array(1, np.int64)})
+    diff = diff_checkpoints(object_based, name_based)
+    assert not diff.same
+    assert diff.only_in_a == ("net/w/.ATTRIBUTES/VARIABLE_VALUE", "save_counter/.ATTRIBUTES/VARIABLE_VALUE")
+    assert diff.only_in_b == ("net/w", "save_counter")
+
+
+def test_diff_json_is_strict_for_complex_and_nan(write_checkpoint):
+    a = write_checkpoint({"c": np.array([1 + 1j], np.complex64), "f": np.array([np.nan, 1.0], np.float32)}, subdir="a")
+    b = write_checkpoint({"c": np.array([1 + 2j], np.complex64), "f": np.array([np.nan, np.inf], np.float32)}, subdir="b")
+    payload = json.loads(json.dumps(diff_checkpoints(a, b).to_dict(), allow_nan=False))
+    complex_change, float_change = payload["value_changes"]
+    assert complex_change["a"] == [1.0, 1.0] and complex_change["b"] == [1.0, 2.0]
+    assert float_change["b"] is None and float_change["max_abs_diff"] is None

@@ -58,7 +58,7 @@ def test_show_of_an_unknown_name_suggests_close_names(capsys, seed_checkpoint):
 
 def test_plan_against_a_saved_graph(capsys, seed_checkpoint, graph_meta):
     code, out, _ = run(capsys, "plan", seed_checkpoint, "--meta", graph_meta)
-    assert code == 1 and "missing in checkpoint, will be initialised (1)\n  v3_x" in out
+    assert code == 1 and "missing in checkpoint: initialised if not yet (1)\n  v3_x" in out
     code, out, _ = run(capsys, "plan", seed_checkpoint, "--meta", graph_meta, "--map", "v3=v3_x", "--json")
     assert code == 0 and json.loads(out)["ok"] is True
 

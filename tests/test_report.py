@@ -68,7 +68,7 @@ def test_expect_new_is_new_not_missing_and_flagged_when_found(write_checkpoint, 
     assert plan.expected_new == ("InceptionV1/Logits/w", "InceptionV1/Logits2/w") and plan.missing == ()
     assert plan.initialized == plan.expected_new and plan.not_selected == ("InceptionV1/Logits/w",)
     assert [(d.kind, d.subject) for d in plan.diagnostics] == [("expected_new_found", "InceptionV1/Logits/w")]
-    assert "new (expected), will be initialised (2)" in str(plan)
+    assert "new (expected): initialised if not yet (2)" in str(plan)
     np.testing.assert_array_equal(sess.run(v1.global_variables()[1]), [0, 0, 0])
 
 
@@ -80,7 +80,7 @@ restored (3)
   model/conv1/b  (2,)     float32
   model/conv1/w  (3, 3)   float32
   model/dense/w  (3, 10)  float32  <- 'model/fc/w'
-missing in checkpoint, will be initialised (2)
+missing in checkpoint: initialised if not yet (2)
   model/conv2/kernel  (3, 3)  float32
       did you mean 'model/conv2/weights' (3, 3)?
   model/head/w        (10,)   float32
@@ -146,3 +146,33 @@ def test_long_lists_are_capped(write_checkpoint, graph):
     zeros_variable("x", [1])
     text = str(SmartSaver().plan(checkpoint))
     assert re.search(r"unused checkpoint keys \(30\)\n(  k\d\d .*\n){12}  \.\.\. and 18 more\n", text)
+
+
+def test_several_proposed_entries_are_one_name_map_to_paste(write_checkpoint, graph):
+    values = {f"net/l{i}/weights": np.ones(2, np.float32) for i in range(2)}
+    values.update({f"net/l{i}/biases": np.ones(1, np.float32) for i in range(2)})
+    checkpoint = write_checkpoint(values)
+    for i in range(2):
+        zeros_variable(f"model/l{i}/kernel", [2])
+        zeros_variable(f"model/l{i}/bias", [1])
+    plan = SmartSaver().plan(checkpoint)
+    fix = "\n".join(plan.to_dict()["fix"])
+    assert fix.startswith("name_map={\n") and fix.endswith("\n}")
+    proposed = eval(fix.split("=", 1)[1], {"re": re})  # the text is valid Python
+    assert SmartSaver(name_map=proposed, strict=True).plan(checkpoint).ok
+
+
+def test_exclude_advice_names_every_mismatch(write_checkpoint, graph):
+    checkpoint = write_checkpoint({f"l{i}/w": np.ones(2, np.float32) for i in range(5)})
+    for i in range(5):
+        zeros_variable(f"l{i}/w", [3])
+    fix = SmartSaver().plan(checkpoint).to_dict()["fix"]
+    assert "exclude=['l0/w', 'l1/w', 'l2/w', 'l3/w', 'l4/w']" in fix[-1]
+
+
+def test_a_mistyped_scope_target_says_where_keys_went(write_checkpoint, graph):
+    checkpoint = write_checkpoint({"InceptionV1/w": np.ones(2, np.float32)})
+    zeros_variable("backbone/InceptionV1/w", [2])
+    plan = SmartSaver(name_map={"InceptionV1/": "backbone/Inception/"}).plan(checkpoint)
+    assert "InceptionV1/w  (2,)  float32  -> 'backbone/Inception/w' (no such variable)" in str(plan)
+    assert [d.kind for d in plan.diagnostics] == ["rule_targets_missing"]
