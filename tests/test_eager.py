@@ -11,6 +11,10 @@ from partialsaver import SmartSaver, UsageError, list_variables, load_variable, 
 
 keras = pytest.importorskip("keras")
 v1 = tf.compat.v1
+# Keras 3 names a variable by its path, prefixed by a Sequential's own name ("net/layer1/kernel");
+# Keras 2 variables are tf.Variables named "layer1/kernel:0".
+KERAS_3 = int(keras.__version__.split(".")[0]) >= 3
+PREFIX = "net/" if KERAS_3 else ""
 
 
 def keras_model(name="net", seed=0):
@@ -20,8 +24,8 @@ def keras_model(name="net", seed=0):
 
 
 def variable_names(model):
-    """The graph names partialsaver gives Keras 3 variables: their path."""
-    return [getattr(variable, "path", None) or variable.name for variable in model.variables]
+    """The graph names partialsaver gives Keras variables (DESIGN section 10)."""
+    return [variable.path if KERAS_3 else variable.name[: -len(":0")] for variable in model.variables]
 
 
 def test_eager_save_plan_restore_round_trip(tmp_path):
@@ -45,7 +49,7 @@ def test_eager_plan_lists_what_keeps_its_initial_value(tmp_path):
     target = keras_model(seed=2)
     before = target.variables[2].numpy().copy()
     plan = SmartSaver(var_list=target.variables).restore(None, path)
-    assert plan.missing == ("net/layer2/bias", "net/layer2/kernel") == plan.initialized
+    assert plan.missing == (f"{PREFIX}layer2/bias", f"{PREFIX}layer2/kernel") == plan.initialized
     np.testing.assert_array_equal(target.variables[2].numpy(), before)  # kept its initial value
 
 
@@ -71,7 +75,8 @@ def tf1_checkpoint(path):
             return v1.train.Saver().save(sess, path), x, sess.run(hidden)
 
 
-MIGRATION_MAP = {re.compile(r"^(layer\d)/weights$"): r"net/\1/kernel", re.compile(r"^(layer\d)/biases$"): r"net/\1/bias"}
+MIGRATION_MAP = {re.compile(r"^(layer\d)/weights$"): PREFIX + r"\1/kernel",
+                 re.compile(r"^(layer\d)/biases$"): PREFIX + r"\1/bias"}
 
 
 def test_tf1_graph_checkpoint_into_a_keras_3_model(tmp_path):
@@ -79,10 +84,10 @@ def test_tf1_graph_checkpoint_into_a_keras_3_model(tmp_path):
     model = keras_model()
 
     plain = SmartSaver(var_list=model.variables).plan(checkpoint)
-    assert plain.suggestions["net/layer1/kernel"][0] == "layer1/weights"
-    assert plain.suggestions["net/layer2/bias"][0] == "layer2/biases"
-    assert plain.proposed_name_map == {re.compile(r"^(.*)/weights$"): r"net/\1/kernel",
-                                       re.compile(r"^(.*)/biases$"): r"net/\1/bias"}
+    assert plain.suggestions[f"{PREFIX}layer1/kernel"][0] == "layer1/weights"
+    assert plain.suggestions[f"{PREFIX}layer2/bias"][0] == "layer2/biases"
+    assert plain.proposed_name_map == {re.compile(r"^(.*)/weights$"): PREFIX + r"\1/kernel",
+                                       re.compile(r"^(.*)/biases$"): PREFIX + r"\1/bias"}
 
     plan = SmartSaver(var_list=model.variables, name_map=MIGRATION_MAP, strict=True).restore(None, checkpoint)
     assert plan.ok and len(plan.restored) == 4
