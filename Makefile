@@ -1,19 +1,22 @@
 # make demo / make test: each creates (once) and reuses the virtualenv $(VENV).
+# make test-oldest: the suite on the oldest TensorFlow the package claims (2.13, Keras 2).
 PYTHON ?= python3
 VENV ?= .venv
 TF_PACKAGE ?= tensorflow-cpu==2.21.0
 EXTRAS ?= test
+# Extra pins for a leg: TF 2.13 pins typing-extensions<4.6, which IPython >= 8.13 cannot use.
+EXTRA_PACKAGES ?=
 READY := $(VENV)/.ready
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-oldest bench venv clean
 
 venv: $(READY)
 
 $(READY): setup.py Makefile
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet "$(TF_PACKAGE)" -e ".[$(EXTRAS)]"
+	$(VENV)/bin/python -m pip install --quiet "$(TF_PACKAGE)" -e ".[$(EXTRAS)]" $(EXTRA_PACKAGES)
 	touch $(READY)
 
 demo: $(READY)
@@ -22,5 +25,8 @@ demo: $(READY)
 test: $(READY)
 	$(VENV)/bin/python -m pytest -q tests
 
+test-oldest:
+	$(MAKE) test VENV=.venv-tf213 TF_PACKAGE=tensorflow-cpu==2.13.1 EXTRA_PACKAGES='"ipython<8.13"'
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf .venv .venv-tf213 build dist *.egg-info .pytest_cache

@@ -22,8 +22,9 @@ setup(
     # TensorFlow comes through an extra so that a user keeps the build (GPU / CPU) they have.
     install_requires=["numpy"],
     extras_require={
-        "tf": ["tensorflow>=2.13"],
-        "tf-cpu": ["tensorflow-cpu>=2.13"],
+        # The range CI tests: 2.13 (Keras 2) and 2.21 (Keras 3), see .ci/run.
+        "tf": ["tensorflow>=2.13,<2.22"],
+        "tf-cpu": ["tensorflow-cpu>=2.13,<2.22"],
         "cli": ["tqdm"],
         # tf-slim builds the real VGG-16 the fine-tune tests restore; nbclient and ipykernel
         # execute the walkthrough notebook.
