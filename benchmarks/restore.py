@@ -58,7 +58,15 @@ FULL, PARTIAL = "full", "partial"
 # Synthetic model of N variables: half under backbone/, half under head/, alternating
 # [16] and [8, 8] shapes, 100 layers per block.
 MODEL = """
-import json, resource, sys, time
+import json, os, resource, sys, time
+# run_child reads the pipes only after the child exits, so a chatty child (tensorpack logs
+# one line per ignored variable) would fill the pipe and hang: stdout goes to /dev/null
+# and the result line to the original stdout.
+RESULT_FD = os.dup(1)
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+def emit(result):
+    sys.stdout.flush()
+    os.write(RESULT_FD, (json.dumps(result) + "\\n").encode())
 import numpy as np
 import tensorflow as tf
 v1 = tf.compat.v1
@@ -86,7 +94,7 @@ with tf.Graph().as_default():
     with v1.Session() as sess:
         sess.run(v1.global_variables_initializer())
         v1.train.Saver().save(sess, {prefix!r}, write_meta_graph=False)
-print(json.dumps({{}}))
+emit({{}})
 """
 
 CHILD = MODEL + """
@@ -119,8 +127,8 @@ with graph.as_default():
             restored += 1
         elif np.abs(value).max() >= 10:
             sys.exit("check failed: %s was restored, not initialised" % name)
-print(json.dumps({{"restore": done - opened, "graph": built - imported, "session": opened - built,
-                  "peak_rss_mib_restore": peak_rss_mib, "restored": restored, **extra}}))
+emit({{"restore": done - opened, "graph": built - imported, "session": opened - built,
+                  "peak_rss_mib_restore": peak_rss_mib, "restored": restored, **extra}})
 """
 
 # Each contender: (imports, timed body). The body runs inside `with graph.as_default():`
@@ -207,7 +215,7 @@ with tf.Graph().as_default():
     start = time.perf_counter()
     saver.plan({ckpt!r})
     again = time.perf_counter() - start
-print(json.dumps({{"first": first, "again": again, "restored": len(plan.restored)}}))
+emit({{"first": first, "again": again, "restored": len(plan.restored)}})
 """
 
 BASELINE = "plain Saver"
@@ -291,10 +299,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     runs.setdefault((label(model), case, "plan()"), []).append(result)
         summary = summarize(runs)
         info = machine()
-        report(summary, [label(model) for model in models], contenders, args.repeat, info, have_tensorpack)
+        sizes_mb = {label(model): checkpoint_mb(prefix) for model, prefix in checkpoints.items()}
+        report(summary, [label(model) for model in models], contenders, args.repeat, info, have_tensorpack, sizes_mb)
         if args.json:
             with open(args.json, "w") as out:
-                json.dump({"machine": info, "repeat": args.repeat,
+                json.dump({"machine": info, "repeat": args.repeat, "checkpoint_mb": sizes_mb,
                            "medians": [dict(zip(("model", "case", "contender"), key), **row) for key, row in summary.items()],
                            "runs": [dict(zip(("model", "case", "contender"), key), runs=value) for key, value in runs.items()]},
                           out, indent=2)
@@ -302,6 +311,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not args.workdir:
             shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def checkpoint_mb(prefix: str) -> float:
+    directory, name = os.path.split(prefix)
+    return sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory) if f.startswith(name)) / 2**20
 
 
 def summarize(runs: Dict[Tuple[str, str, str], List[Dict[str, float]]]) -> Dict[Tuple[str, str, str], Dict[str, float]]:
@@ -312,7 +326,7 @@ def summarize(runs: Dict[Tuple[str, str, str], List[Dict[str, float]]]) -> Dict[
     return summary
 
 
-def report(summary, models, contenders, repeat, info, have_tensorpack) -> None:
+def report(summary, models, contenders, repeat, info, have_tensorpack, sizes_mb) -> None:
     print(f"\nmachine: {info['cpu']}, {info['cores']} cores, {info['memory']}; Python {info['python']}, "
           f"TensorFlow {info['tensorflow']}; median of {repeat} run(s), each in a fresh process")
     if not have_tensorpack:
@@ -324,7 +338,7 @@ def report(summary, models, contenders, repeat, info, have_tensorpack) -> None:
           "process s = the whole child: Python + TensorFlow start-up, graph, restore and the untimed check;\n"
           "peak RSS = the child's ru_maxrss when the restore finished (before the check).")
     for model in models:
-        print(f"\n### {model}\n")
+        print(f"\n### {model} (checkpoint {sizes_mb[model]:.1f} MiB)\n")
         print(f"| {'contender':<43} | {'case':<7} | {'graph s':>7} | {'restore s':>9} | {'vs plain Saver':>14} "
               f"| {'process s':>9} | {'peak RSS MiB':>12} |")
         print(f"|{'-' * 45}|{'-' * 9}|{'-' * 8}:|{'-' * 10}:|{'-' * 15}:|{'-' * 10}:|{'-' * 13}:|")

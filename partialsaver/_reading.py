@@ -212,7 +212,7 @@ class CheckpointReader:
             self._reader = v1.train.NewCheckpointReader(prefix)
         except _READ_ERRORS as error:
             raise CorruptCheckpointError(
-                f"checkpoint {prefix!r} cannot be read ({type(error).__name__}: {_first_line(error)}); "
+                f"checkpoint {prefix!r} cannot be read ({type(error).__name__}: {meaningful_line(error)}); "
                 "it is truncated, corrupt or not a TensorFlow checkpoint: re-copy or re-save it"
             ) from error
 
@@ -243,13 +243,27 @@ class CheckpointReader:
         except _READ_ERRORS as error:
             raise CorruptCheckpointError(
                 f"variable {key!r} of checkpoint {self.prefix!r} cannot be read ({type(error).__name__}: "
-                f"{_first_line(error)}); its data file is truncated or corrupt: re-copy or re-save the checkpoint"
+                f"{meaningful_line(error)}); its data file is truncated or corrupt: re-copy or re-save the checkpoint"
             ) from error
 
 
-def _first_line(error: BaseException) -> str:
+def meaningful_line(error: BaseException) -> str:
+    """The line of a TensorFlow error that says what went wrong.
+
+    TensorFlow 2.x wraps graph errors as "Graph execution error: ... Detected at node ...";
+    the cause ("Read less bytes than requested") is the last line that is not a trace.
+    """
     text = str(getattr(error, "message", "") or error)
-    return text.splitlines()[0] if text else type(error).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    useful = [
+        line for line in lines
+        if not line.startswith(("Graph execution error", "Detected at node", "File ", "Traceback", "[[", "Node:",
+                                "Original stack trace", "Errors may have originated", "The above exception",
+                                "Hint:"))
+        and not line.endswith(":")
+    ]
+    chosen = useful[-1] if useful else (lines[0] if lines else type(error).__name__)
+    return chosen if len(chosen) <= 300 else chosen[:297] + "..."
 
 
 def open_reader(path: "str | os.PathLike[str]") -> CheckpointReader:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 import numpy as np
 
 from partialsaver._reading import SUFFIX as _FILE_SUFFIX
-from partialsaver._reading import read_metadata
+from partialsaver._reading import meaningful_line, read_metadata
 from partialsaver._tf import tf, v1
 from partialsaver.errors import CorruptCheckpointError, NameMapError, PartialSaverError, UsageError, format_items
 from partialsaver.mapping import NameMap, NameMapArg
@@ -296,7 +296,7 @@ def rename_variables(
             except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.NotFoundError,
                     tf.errors.InvalidArgumentError) as error:
                 raise CorruptCheckpointError(
-                    f"reading {plan.source!r} failed ({type(error).__name__}: {error.message.splitlines()[0]}); "
+                    f"reading {plan.source!r} failed ({type(error).__name__}: {meaningful_line(error)}); "
                     "the source is truncated or corrupt: nothing was written to dst"
                 ) from error
             parts.append(part)
@@ -310,7 +310,7 @@ def rename_variables(
         _update_state_file(destination)
     except tf.errors.OpError as error:
         raise PartialSaverError(
-            f"writing {destination!r} failed ({type(error).__name__}: {error.message.splitlines()[0]}); "
+            f"writing {destination!r} failed ({type(error).__name__}: {meaningful_line(error)}); "
             "check free disk space and permissions: nothing was written to dst"
         ) from error
     finally:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
-from partialsaver._reading import CheckpointReader
+from partialsaver._reading import CheckpointReader, meaningful_line
 from partialsaver._tf import tf, v1
 from partialsaver.errors import (
     CheckpointMismatchError,
@@ -47,24 +48,6 @@ def check_session(sess: Any) -> Any:
 
 
 _FEED_OPS = frozenset({"Placeholder", "PlaceholderV2"})
-
-
-def meaningful_line(error: BaseException) -> str:
-    """The line of a TensorFlow error that says what went wrong.
-
-    TensorFlow 2.x wraps graph errors as "Graph execution error: ... Detected at node ...";
-    the cause ("Read less bytes than requested") is the last line that is not a trace.
-    """
-    text = str(getattr(error, "message", "") or error)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    useful = [
-        line for line in lines
-        if not line.startswith(("Graph execution error", "Detected at node", "File ", "Traceback", "[[", "Node:",
-                                "Original stack trace", "Errors may have originated", "The above exception"))
-        and not line.endswith(":")
-    ]
-    chosen = useful[-1] if useful else (lines[0] if lines else type(error).__name__)
-    return chosen if len(chosen) <= 300 else chosen[:297] + "..."
 
 
 def _refuse_fed_initializers(parts: Sequence[Any]) -> None:
@@ -256,7 +239,9 @@ class GraphOps:
         try:
             if parent:
                 tf.io.gfile.makedirs(parent)
-            return saver.save(sess, save_path, global_step=global_step, **save_kwargs)
+            remove_stale_tempstate(save_path)
+            with _quiet_tensorflow_logs():  # TF's Saver logs deprecations of its own internals on cleanup
+                return saver.save(sess, save_path, global_step=global_step, **save_kwargs)
         except tf.errors.FailedPreconditionError as error:
             raise UsageError(
                 f"cannot save {save_path!r}: a variable is not initialised ({meaningful_line(error)}); "
@@ -271,6 +256,24 @@ class GraphOps:
                 f"writing the checkpoint {save_path!r} failed ({type(error).__name__}: {meaningful_line(error)}); "
                 "check free disk space and the path"
             ) from error
+
+
+# TensorFlow writes a checkpoint's files as "<name>.tempstate<random>" and renames them when
+# complete; a killed save leaves them behind. One untouched this long belongs to no live save.
+STALE_TEMPSTATE_SECONDS = 600
+
+
+def remove_stale_tempstate(save_path: str) -> None:
+    """Delete the partial files of killed saves of ``save_path`` (local paths only)."""
+    directory, name = os.path.split(save_path)
+    if "://" in save_path or not os.path.isdir(directory or "."):
+        return
+    now = time.time()
+    for entry in os.listdir(directory or "."):
+        path = os.path.join(directory, entry)
+        if entry.startswith(name) and ".tempstate" in entry and now - os.path.getmtime(path) > STALE_TEMPSTATE_SECONDS:
+            _logger.info("removing %s left by an interrupted save", path)
+            os.remove(path)
 
 
 @contextlib.contextmanager

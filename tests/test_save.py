@@ -84,3 +84,16 @@ def test_save_only_writes_the_selected_variables(renamed_graph, sess, tmp_path):
 def test_unknown_saver_arguments_are_refused():
     with pytest.raises(UsageError, match="max_to_keeep"):
         SmartSaver(max_to_keeep=3)
+
+
+def test_save_removes_only_stale_partial_files_of_killed_saves(renamed_graph, sess, tmp_path):
+    sess.run(v1.global_variables_initializer())
+    stale = tmp_path / "model.ckpt-3.data-00000-of-00001.tempstate42"
+    fresh = tmp_path / "model.ckpt-4.data-00000-of-00001.tempstate43"
+    other = tmp_path / "other.ckpt-3.data-00000-of-00001.tempstate44"
+    for path in (stale, fresh, other):
+        path.write_bytes(b"partial")
+    for path in (stale, other):
+        os.utime(path, (0, 0))
+    SmartSaver().save(sess, str(tmp_path / "model.ckpt"), global_step=5)
+    assert not stale.exists() and fresh.exists() and other.exists()
