@@ -11,9 +11,10 @@ import contextlib
 import logging
 import os
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
 from partialsaver._reading import CheckpointReader, meaningful_line
+from partialsaver._restore_graph import build_lean_restore, build_saver_restore, lean_restore_applies
 from partialsaver._tf import tf, v1
 from partialsaver.errors import (
     CheckpointMismatchError,
@@ -50,25 +51,28 @@ def check_session(sess: Any) -> Any:
 _FEED_OPS = frozenset({"Placeholder", "PlaceholderV2"})
 
 
-def _refuse_fed_initializers(parts: Sequence[Any]) -> None:
-    """UsageError before anything runs when an initializer depends on a placeholder."""
-    needs_feed = []
-    for part in parts:
-        pending, seen = [part.initializer], set()
-        while pending:
-            op = pending.pop()
-            if op.name in seen:
-                continue
-            seen.add(op.name)
-            if op.type in _FEED_OPS:
-                needs_feed.append(f"{part.op.name} (feeds {op.name})")
-                break
-            pending.extend(tensor.op for tensor in op.inputs)
-            pending.extend(op.control_inputs)
-    if needs_feed:
+def _needs_feed(part: Any) -> str:
+    """The placeholder a variable's initializer depends on, or ""."""
+    pending, seen = [part.initializer], set()
+    while pending:
+        op = pending.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        if op.type in _FEED_OPS:
+            return op.name
+        pending.extend(tensor.op for tensor in op.inputs)
+        pending.extend(op.control_inputs)
+    return ""
+
+
+def _refuse_fed_initializers(parts: Sequence[Any], needs_feed: Mapping[int, str]) -> None:
+    """UsageError before anything runs when an initializer to run depends on a placeholder."""
+    refused = [f"{part.op.name} (feeds {needs_feed[id(part)]})" for part in parts if id(part) in needs_feed]
+    if refused:
         raise UsageError(
-            f"{len(needs_feed)} variable(s) not restored have an initializer that needs a fed placeholder: "
-            f"{format_items(needs_feed)}; initialise them yourself first (then they are kept), or pass "
+            f"{len(refused)} variable(s) not restored have an initializer that needs a fed placeholder: "
+            f"{format_items(refused)}; initialise them yourself first (then they are kept), or pass "
             "init_unrestored=False"
         )
 
@@ -95,18 +99,15 @@ def translate_read_error(error: Exception, prefix: str, touched: bool = False) -
     )
 
 
-def _saver_rounds(pairs: Pairs) -> List[Dict[str, Any]]:
-    """Split pairs into Saver var_lists with unique keys (a key may feed several variables)."""
-    rounds: List[Dict[str, Any]] = []
-    for key, graph_variable in pairs:
-        for var_list in rounds:
-            if key not in var_list:
-                break
-        else:
-            var_list = {}
-            rounds.append(var_list)
-        var_list[key] = graph_variable.saveable
-    return rounds
+class _Check(NamedTuple):
+    """The initialised check over ``parts`` and the placeholders their initializers need."""
+
+    tensor: Optional[Any]
+    parts: List[Any]
+    needs_feed: Dict[int, str]
+
+    def uninitialized(self, flags: Any) -> List[Any]:
+        return [part for part, initialized in zip(self.parts, flags) if not initialized]
 
 
 class GraphOps:
@@ -117,7 +118,7 @@ class GraphOps:
         self._saver_kwargs = dict(saver_kwargs)
         self._restore_kwargs = {k: v for k, v in saver_kwargs.items() if k in restore_kwarg_names}
         self._restore: Dict[Tuple, List[Tuple[str, str]]] = {}
-        self._checks: Dict[Tuple, Tuple[Optional[Any], List[Any]]] = {}
+        self._checks: Dict[Tuple, _Check] = {}
         self._savers: Dict[Tuple, Any] = {}
         self._last_saver: Any = None
 
@@ -135,26 +136,22 @@ class GraphOps:
             raise
 
     def restore_ops(self, pairs: Pairs) -> List[Tuple[str, str]]:
-        """(restore op name, filename tensor name) per Saver needed for these pairs."""
+        """(restore op name, filename tensor name) per restore step these pairs need: one
+        lean restore op, or the Savers of a cluster / of Saver-only options."""
         signature = tuple((key, gv.name) for key, gv in pairs)
         if signature not in self._restore:
-
-            def build() -> List[Tuple[str, str]]:
-                savers = [
-                    v1.train.Saver(var_list=var_list, name="partialsaver_restore", **self._restore_kwargs)
-                    for var_list in _saver_rounds(pairs)
-                ]
-                return [(s.saver_def.restore_op_name, s.saver_def.filename_tensor_name) for s in savers]
-
-            self._restore[signature] = self._build(build)
+            if lean_restore_applies(pairs, self._restore_kwargs):
+                self._restore[signature] = [self._build(lambda: build_lean_restore(pairs))]
+            else:
+                self._restore[signature] = self._build(lambda: build_saver_restore(pairs, self._restore_kwargs))
         return self._restore[signature]
 
-    def init_check(self, pairs: Pairs, known: Iterable[GraphVariable] = ()) -> Tuple[Optional[Any], List[Any]]:
-        """(bool vector tensor, variables): which variables this restore does not set are
-        initialised already. Candidates are the graph's global and local variables plus
-        ``known`` ones (a var_list may hold variables outside the collections); only the
-        parts restored are skipped, so a partly listed partitioned variable still gets
-        its other slices initialised. One op checks them all."""
+    def init_check(self, pairs: Pairs, known: Iterable[GraphVariable] = ()) -> "_Check":
+        """Which variables this restore does not set are initialised already: one op over
+        the candidates only (the graph's global and local variables plus ``known`` ones,
+        since a var_list may hold variables outside the collections). Only the parts
+        restored are skipped, so a partly listed partitioned variable still gets its
+        other slices initialised."""
         restored = {id(part) for _, graph_variable in pairs for part in graph_variable.parts}
         candidates = list(graph_variables(self.graph, "global").values())
         candidates += list(graph_variables(self.graph, "local").values()) + list(known)
@@ -168,14 +165,15 @@ class GraphOps:
         signature = tuple(part.name for part in parts)
         if signature not in self._checks:
             if not parts:
-                self._checks[signature] = (None, [])
+                self._checks[signature] = _Check(None, [], {})
             else:
 
                 def build() -> Any:
                     with tf.name_scope("partialsaver_initialized"):
                         return tf.stack([v1.is_variable_initialized(part) for part in parts])
 
-                self._checks[signature] = (self._build(build), parts)
+                needs_feed = {id(part): feed for part in parts for feed in [_needs_feed(part)] if feed}
+                self._checks[signature] = _Check(self._build(build), parts, needs_feed)
         return self._checks[signature]
 
     def restore_and_initialize(
@@ -183,27 +181,31 @@ class GraphOps:
     ) -> int:
         """Restore the pairs, then initialise what is neither restored nor initialised.
 
-        Order matters for "all or nothing": the initialised check runs first (read-only),
-        initialisers that cannot run (they need a feed) are refused before anything is
-        touched, then the first Saver reads every distinct key in one RestoreV2 op (it
-        fails before any assignment, or every key is readable), then the Savers of keys
-        that feed several variables, and only then the initialisers.
+        All or nothing: the first restore step reads every distinct key in one RestoreV2
+        op, so it fails before any assignment, and the initialised check (read-only) runs
+        in the same session call. Only when an initializer that would run needs a fed
+        placeholder is the check run on its own first, to refuse before anything changes.
+        The initialisers run last, after a successful restore.
 
         Returns:
             The number of variables initialised.
         """
         restore = self.restore_ops(pairs) if pairs else []
-        check, parts = self.init_check(pairs, known) if initialize else (None, [])
+        check = self.init_check(pairs, known) if initialize else _Check(None, [], {})
+        pending_check = check.tensor
         uninitialized: List[Any] = []
-        if check is not None:
-            flags = sess.run(check)
-            uninitialized = [part for part, initialized in zip(parts, flags) if not initialized]
-            _refuse_fed_initializers(uninitialized)
+        if check.tensor is not None and (check.needs_feed or not restore):
+            uninitialized = check.uninitialized(sess.run(check.tensor))
+            _refuse_fed_initializers(uninitialized, check.needs_feed)
+            pending_check = None
         for index, (op_name, feed_name) in enumerate(restore):
+            fetches = [op_name] + ([pending_check] if index == 0 and pending_check is not None else [])
             try:
-                sess.run(op_name, feed_dict={feed_name: prefix})
+                results = sess.run(fetches, feed_dict={feed_name: prefix})
             except tf.errors.OpError as error:
                 raise translate_read_error(error, prefix, touched=index > 0) from error
+            if len(results) > 1:
+                uninitialized = check.uninitialized(results[1])
         if uninitialized:
             _logger.info("initialising %d variable(s) not restored", len(uninitialized))
             try:
