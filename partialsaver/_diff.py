@@ -9,7 +9,6 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from partialsaver._reading import CheckpointMetadata, open_reader, read_metadata
-from partialsaver._tf import tf
 
 __all__ = ["Change", "CheckpointDiff", "ValueChange", "diff_checkpoints"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 from partialsaver._tf import PartitionedVariable, tf, v1
 from partialsaver.errors import UsageError, format_items
@@ -11,6 +11,7 @@ Shape = Optional[Tuple[Optional[int], ...]]
 
 __all__ = [
     "GraphVariable",
+    "LazyVariables",
     "collect_variables",
     "graph_of",
     "in_scope",
@@ -195,3 +196,19 @@ def graph_variables(graph: Any, collection: str = "global") -> Dict[str, GraphVa
     """The global (or local) variables of a tf.Graph, grouped by graph name."""
     key = v1.GraphKeys.GLOBAL_VARIABLES if collection == "global" else v1.GraphKeys.LOCAL_VARIABLES
     return collect_variables(graph.get_collection(key))
+
+
+class LazyVariables(Mapping):
+    """name -> what a callable filter sees, built only when a callable asks."""
+
+    def __init__(self, variables: Mapping[str, GraphVariable]) -> None:
+        self._variables = variables
+
+    def __getitem__(self, name: str) -> Any:
+        return self._variables[name].variable
+
+    def __iter__(self):  # pragma: no cover - Mapping protocol
+        return iter(self._variables)
+
+    def __len__(self) -> int:  # pragma: no cover - Mapping protocol
+        return len(self._variables)

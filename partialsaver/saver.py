@@ -4,67 +4,29 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import weakref
-
-import numpy as np
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from partialsaver import _session
+from partialsaver._arguments import (
+    RESTORE_KWARGS,
+    check_bool,
+    check_fraction,
+    check_save_arguments,
+    check_saver_kwargs,
+    parse_var_list,
+)
 from partialsaver._tf import tf, v1
 from partialsaver._reading import read_metadata
 from partialsaver.errors import CheckpointMismatchError, NameMapError, UsageError, format_items
 from partialsaver.mapping import NameMap, NameMapArg
-from partialsaver.names import GraphVariable, collect_variables, graph_of, graph_variables, is_variable, variable_name
+from partialsaver.names import GraphVariable, LazyVariables, collect_variables, graph_of, graph_variables, variable_name
 from partialsaver.plan import RestorePlan, build_plan
 from partialsaver.selection import SpecArg, normalize_specs, select
 
 _logger = logging.getLogger("partialsaver")
 
-# tf.compat.v1.train.Saver keyword arguments a SmartSaver passes on; the ones that shape
-# how values are read also go to the savers restore() builds.
-_SAVER_KWARGS = frozenset(
-    {"reshape", "sharded", "max_to_keep", "keep_checkpoint_every_n_hours", "name", "restore_sequentially",
-     "allow_empty", "write_version", "pad_step_number", "save_relative_paths", "filename"}
-)
-_RESTORE_KWARGS = frozenset({"reshape", "sharded", "restore_sequentially"})
-
 __all__ = ["SmartSaver"]
-
-
-def _check_bool(flag: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise UsageError(f"{flag} must be True or False, not {value!r}")
-
-
-# Types of the tf.compat.v1.train.Saver options, checked up front so that a typo surfaces
-# when the SmartSaver is built rather than deep inside the first save().
-_SAVER_KWARG_TYPES: Dict[str, Tuple[type, ...]] = {
-    "reshape": (bool,), "sharded": (bool,), "restore_sequentially": (bool,), "allow_empty": (bool,),
-    "pad_step_number": (bool,), "save_relative_paths": (bool,), "max_to_keep": (int, type(None)),
-    "keep_checkpoint_every_n_hours": (int, float), "write_version": (int,), "name": (str, type(None)),
-    "filename": (str, type(None)),
-}
-
-
-def _check_saver_kwargs(saver_kwargs: Mapping[str, Any]) -> None:
-    unknown = sorted(set(saver_kwargs) - _SAVER_KWARGS)
-    if unknown:
-        raise UsageError(
-            f"SmartSaver got unknown keyword argument(s) {format_items(unknown)}; "
-            f"tf.compat.v1.train.Saver options it passes on are {format_items(_SAVER_KWARGS, 20)}"
-        )
-    wrong = [
-        f"{key}={value!r}"
-        for key, value in saver_kwargs.items()
-        if not isinstance(value, _SAVER_KWARG_TYPES[key])
-        or (key in _SAVER_KWARG_TYPES and bool not in _SAVER_KWARG_TYPES[key] and isinstance(value, bool))
-    ]
-    if wrong:
-        raise UsageError(
-            f"SmartSaver got Saver option(s) of the wrong type: {format_items(wrong)}; e.g. max_to_keep=5, "
-            "sharded=True, keep_checkpoint_every_n_hours=2.0"
-        )
 
 
 def _log_plan(plan: RestorePlan) -> None:
@@ -73,22 +35,6 @@ def _log_plan(plan: RestorePlan) -> None:
     restored at all)."""
     quiet = plan.ok and not plan.diagnostics and plan.restored
     _logger.log(logging.INFO if quiet else logging.WARNING, "%s", plan)
-
-
-class _LazyVariables(Mapping):
-    """name -> what a callable filter sees, built only when a callable asks."""
-
-    def __init__(self, variables: Mapping[str, GraphVariable]) -> None:
-        self._variables = variables
-
-    def __getitem__(self, name: str) -> Any:
-        return self._variables[name].variable
-
-    def __iter__(self):  # pragma: no cover - Mapping protocol
-        return iter(self._variables)
-
-    def __len__(self) -> int:  # pragma: no cover - Mapping protocol
-        return len(self._variables)
 
 
 class SmartSaver:
@@ -126,14 +72,11 @@ class SmartSaver:
         skip_mismatched: bool = False,
         **saver_kwargs: Any,
     ) -> None:
-        _check_bool("strict", strict)
-        _check_bool("skip_mismatched", skip_mismatched)
-        _check_saver_kwargs(saver_kwargs)
-        if isinstance(min_restored_fraction, bool) or not isinstance(min_restored_fraction, (int, float)) or not (
-            0.0 <= min_restored_fraction <= 1.0
-        ):
-            raise UsageError(f"min_restored_fraction must be a number in [0, 1], not {min_restored_fraction!r}")
-        explicit = self._take_var_list(var_list, name_map)
+        check_bool("strict", strict)
+        check_bool("skip_mismatched", skip_mismatched)
+        check_saver_kwargs(saver_kwargs)
+        check_fraction(min_restored_fraction)
+        self._var_list, explicit = parse_var_list(var_list, name_map)
         self._include = normalize_specs(include, "include")
         self._exclude = normalize_specs(exclude, "exclude")
         self._expect_new = normalize_specs(expect_new, "expect_new")
@@ -146,33 +89,6 @@ class SmartSaver:
         # Ops built per graph, reused by later calls so a training loop never grows the graph.
         self._ops: "weakref.WeakKeyDictionary[Any, _session.GraphOps]" = weakref.WeakKeyDictionary()
         self._eager_ops: Optional[_session.GraphOps] = None
-
-    def _take_var_list(self, var_list: Any, name_map: NameMapArg) -> Optional[Dict[str, str]]:
-        self._var_list: Optional[List[Any]] = None
-        if var_list is None:
-            return None
-        if isinstance(var_list, Mapping):
-            if name_map is not None:
-                raise UsageError(
-                    "var_list as a dict already names every checkpoint key; pass either the dict "
-                    "or name_map, not both (e.g. var_list=[...], name_map={...})"
-                )
-            bad = [repr(key) for key, value in var_list.items() if not isinstance(key, str) or not is_variable(value)]
-            if bad:
-                raise UsageError(
-                    f"var_list dict must map checkpoint names (str) to variables; bad entries for keys "
-                    f"{format_items(bad)}"
-                )
-            self._var_list = list(var_list.values())
-            return {key: variable_name(value) for key, value in var_list.items()}
-        if isinstance(var_list, (list, tuple)):
-            self._var_list = list(var_list)
-            collect_variables(self._var_list)  # validate types and duplicates now
-            return None
-        raise UsageError(
-            f"var_list must be None, a list of variables or a dict {{checkpoint_name: variable}}, "
-            f"not {type(var_list).__name__}"
-        )
 
     # -- graph and variables ----------------------------------------------------------------
 
@@ -230,7 +146,7 @@ class SmartSaver:
         if not candidates:
             where = "var_list is empty" if self._var_list is not None else "the graph has no global variables"
             raise UsageError(f"there is nothing to restore into: {where}; build the model first (or pass its variables)")
-        selection = select(candidates, self._include, self._exclude, self._expect_new, obj_of=_LazyVariables(variables))
+        selection = select(candidates, self._include, self._exclude, self._expect_new, obj_of=LazyVariables(variables))
         plan, pairs = build_plan(
             metadata,
             variables,
@@ -305,7 +221,7 @@ class SmartSaver:
             CheckpointNotFoundError, CorruptCheckpointError, NameMapError, UsageError.
         """
         strict, skip_mismatched = self._flags(strict, skip_mismatched)
-        _check_bool("init_unrestored", init_unrestored)
+        check_bool("init_unrestored", init_unrestored)
         graph = self._graph(sess, need_session=True)
         plan, pairs, variables = self._plan(checkpoint, graph)
         _log_plan(plan)
@@ -321,7 +237,7 @@ class SmartSaver:
     def _flags(self, strict: Optional[bool], skip_mismatched: Optional[bool]) -> Tuple[bool, bool]:
         for flag, value in (("strict", strict), ("skip_mismatched", skip_mismatched)):
             if value is not None:
-                _check_bool(flag, value)
+                check_bool(flag, value)
         return (
             self._strict if strict is None else strict,
             self._skip_mismatched if skip_mismatched is None else skip_mismatched,
@@ -383,16 +299,16 @@ class SmartSaver:
     def _graph_ops(self, graph: Any) -> "_session.GraphOps":
         if graph is None:
             if self._eager_ops is None:
-                self._eager_ops = _session.GraphOps(None, self._saver_kwargs, _RESTORE_KWARGS)
+                self._eager_ops = _session.GraphOps(None, self._saver_kwargs, RESTORE_KWARGS)
             return self._eager_ops
         ops = self._ops.get(graph)
         if ops is None:
-            ops = self._ops[graph] = _session.GraphOps(graph, self._saver_kwargs, _RESTORE_KWARGS)
+            ops = self._ops[graph] = _session.GraphOps(graph, self._saver_kwargs, RESTORE_KWARGS)
         return ops
 
     def _save_keys(self, graph: Any) -> List[Tuple[str, GraphVariable]]:
         variables, candidates = self._variables(graph)
-        selection = select(candidates, self._include, self._exclude, self._expect_new, obj_of=_LazyVariables(variables))
+        selection = select(candidates, self._include, self._exclude, self._expect_new, obj_of=LazyVariables(variables))
         names = list(selection.selected) + list(selection.expected_new)
         by_key: Dict[str, List[str]] = {}
         for name in names:
@@ -416,13 +332,7 @@ class SmartSaver:
         Returns:
             The path prefix of the written checkpoint.
         """
-        if not isinstance(save_path, (str, os.PathLike)) or not os.fspath(save_path):
-            raise UsageError(f"save_path must be a non-empty str or os.PathLike, not {save_path!r}; e.g. 'train/model.ckpt'")
-        if global_step is not None and (
-            isinstance(global_step, bool)
-            or not isinstance(global_step, (int, np.integer, tf.Tensor, tf.Variable))
-        ):
-            raise UsageError(f"global_step must be an int, an integer tensor or variable, or None, not {global_step!r}")
+        check_save_arguments(save_path, global_step)
         graph = self._graph(sess, need_session=True)
         if not self._name_map.invertible:
             _logger.info("save(): regex/callable name_map rules are not inverted; those variables keep their graph names")

@@ -6,7 +6,6 @@ import hashlib
 import os
 import re
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from partialsaver import PartialSaverError, SmartSaver, list_variables, load_variable, rename_variables
+from partialsaver import SmartSaver, load_variable, rename_variables
 from partialsaver._rename import TEMP_PREFIX
 from tests.conftest import save_values
 

@@ -1,7 +1,6 @@
 """restore() is all or nothing, and leaves no variable uninitialised that the plan covers."""
 
 import logging
-import os
 
 import numpy as np
 import pytest

@@ -8,7 +8,6 @@ import pytest
 import tensorflow as tf
 
 from partialsaver import NameMapError, SmartSaver, UsageError
-from tests.conftest import zeros_variable
 
 v1 = tf.compat.v1
 

@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 import threading
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
