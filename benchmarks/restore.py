@@ -43,6 +43,7 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -281,6 +282,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     have_tensorpack = importlib.util.find_spec("tensorpack") is not None
     contenders = [name for name, spec in CONTENDERS.items() if have_tensorpack or not spec[3]]
 
+    package = measured_package()  # before the runs: the tree may change while they go
     scratch = args.workdir or tempfile.mkdtemp(prefix="partialsaver-bench-")
     try:
         checkpoints = {model: checkpoint_for(model, scratch) for model in models}
@@ -313,6 +315,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
+def measured_package() -> str:
+    """Which partialsaver the children import: its directory and, in a git checkout, the
+    commit (+ "with local changes"), since the package may change between runs."""
+    spec = importlib.util.find_spec("partialsaver")
+    directory = os.path.dirname(os.path.dirname(spec.origin)) if spec and spec.origin else "?"
+    try:
+        commit = subprocess.run(["git", "-C", directory, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", directory, "status", "--porcelain", "--", "partialsaver"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return f"{directory} at {commit}" + (" with local changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return directory
+
+
 def checkpoint_mb(prefix: str) -> float:
     directory, name = os.path.split(prefix)
     return sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory) if f.startswith(name)) / 2**20
@@ -329,6 +346,7 @@ def summarize(runs: Dict[Tuple[str, str, str], List[Dict[str, float]]]) -> Dict[
 def report(summary, models, contenders, repeat, info, have_tensorpack, sizes_mb) -> None:
     print(f"\nmachine: {info['cpu']}, {info['cores']} cores, {info['memory']}; Python {info['python']}, "
           f"TensorFlow {info['tensorflow']}; median of {repeat} run(s), each in a fresh process")
+    print(f"partialsaver: {info['partialsaver']}")
     if not have_tensorpack:
         print("tensorpack is not installed: its rows are left out (pip install tensorpack)")
     print("\ncolumns: graph s = creating the variables (same code for everyone, not in 'restore');\n"

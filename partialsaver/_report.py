@@ -202,11 +202,10 @@ def _text_rows(section: _Section) -> List[str]:
     width = min(max((len(row.name) for row in section.rows if row.detail), default=0), _NAME_CAP)
     lines = []
     for row in section.rows:
-        line = f"  {row.name:<{width}}  {row.detail}".rstrip() if row.detail else f"  {row.name}"
-        if len(line) > WIDTH and row.detail:  # a long name: its shape and dtype go below it
-            lines += [f"  {row.name}", f"  {'':<{min(width, 20)}}  {row.detail}"]
+        if row.detail and len(row.name) > width:  # a long name: its shape and dtype go below, in their column
+            lines += [f"  {row.name}", f"  {'':<{width}}  {row.detail}".rstrip()]
         else:
-            lines.append(line)
+            lines.append(f"  {row.name:<{width}}  {row.detail}".rstrip() if row.detail else f"  {row.name}")
         if row.note:
             lines.append(f"      {row.note}")
     if section.hidden:
