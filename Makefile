@@ -7,6 +7,8 @@ EXTRAS ?= test
 # Extra pins for a leg: TF 2.13 pins typing-extensions<4.6, which IPython >= 8.13 cannot use.
 EXTRA_PACKAGES ?=
 READY := $(VENV)/.ready
+# make bench BENCH_ARGS="--sizes 100,1000 --skip-vgg --repeat 1" for a quick look.
+BENCH_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test test-oldest bench venv clean
@@ -24,6 +26,13 @@ demo: $(READY)
 
 test: $(READY)
 	$(VENV)/bin/python -m pytest -q tests
+
+# The restore benchmark (plain Saver, tensorpack, init_from_checkpoint, SmartSaver), then
+# the rename benchmark; about 90 minutes on 2 cores with the defaults.
+bench: $(READY)
+	$(VENV)/bin/python -m pip install --quiet -e ".[$(EXTRAS),bench]"
+	$(VENV)/bin/python benchmarks/restore.py $(BENCH_ARGS)
+	$(VENV)/bin/python benchmarks/rename.py
 
 test-oldest:
 	$(MAKE) test VENV=.venv-tf213 TF_PACKAGE=tensorflow-cpu==2.13.1 EXTRA_PACKAGES='"ipython<8.13"'
