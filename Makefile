@@ -28,7 +28,8 @@ test: $(READY)
 	$(VENV)/bin/python -m pytest -q tests
 
 # The restore benchmark (plain Saver, tensorpack, init_from_checkpoint, SmartSaver), then
-# the rename benchmark; about 90 minutes on 2 cores with the defaults.
+# the rename benchmark: 2-3 hours on 2 cores with the defaults (10,000-variable children
+# take 2-3 minutes each).
 bench: $(READY)
 	$(VENV)/bin/python -m pip install --quiet -e ".[$(EXTRAS),bench]"
 	$(VENV)/bin/python benchmarks/restore.py $(BENCH_ARGS)
