@@ -29,25 +29,17 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine, median, run_child  # noqa: E402
+from restore import checkpoint_for  # noqa: E402  (the same N-variable model and checkpoint)
 
 MODEL = """
 import json, os, sys, time
 import tensorflow as tf
 v1 = tf.compat.v1
 
-def layers(count):
+def layers(count):  # restore.py's model_layers(count): its checkpoint_for writes these
     half = count // 2
     return [("%s/block%d/layer%d/w" % (part, i // 100, i % 100), [16] if i % 2 else [8, 8])
             for part, size in (("backbone", half), ("head", count - half)) for i in range(size)]
-"""
-
-WRITE = MODEL + """
-with tf.Graph().as_default():
-    for name, shape in layers({count}):
-        v1.get_variable(name, shape)
-    with v1.Session() as sess:
-        sess.run(v1.global_variables_initializer())
-        v1.train.Saver().save(sess, {prefix!r}, write_meta_graph=False)
 """
 
 CHILD = MODEL + """
@@ -109,10 +101,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         sizes = [int(size) for size in args.sizes.split(",")]
         for count in sizes:
-            prefix = os.path.join(scratch, f"profile-{count}", "model.ckpt")
-            if not os.path.exists(prefix + ".index"):
-                os.makedirs(os.path.dirname(prefix), exist_ok=True)
-                run_child(WRITE.format(count=count, prefix=prefix))
+            prefix = checkpoint_for(count, scratch)
             for round_number in range(args.repeat):
                 for case in ("full", "partial"):
                     for no_grappler in (False, True):
