@@ -11,8 +11,9 @@ import contextlib
 import logging
 import os
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Sequence, Set, Tuple
 
+from partialsaver._check import NO_CHECK, InitCheck, build_check, refuse_fed_initializers
 from partialsaver._reading import CheckpointReader, meaningful_line
 from partialsaver._restore_graph import build_lean_restore, build_saver_restore, lean_restore_applies
 from partialsaver._tf import tf, v1
@@ -22,7 +23,6 @@ from partialsaver.errors import (
     CorruptCheckpointError,
     PartialSaverError,
     UsageError,
-    format_items,
 )
 from partialsaver.names import GraphVariable, graph_variables
 
@@ -48,36 +48,6 @@ def check_session(sess: Any) -> Any:
     return graph
 
 
-_CHECK_CHUNK = 64
-_FEED_OPS = frozenset({"Placeholder", "PlaceholderV2"})
-
-
-def _needs_feed(part: Any) -> str:
-    """The placeholder a variable's initializer depends on, or ""."""
-    pending, seen = [part.initializer], set()
-    while pending:
-        op = pending.pop()
-        if op.name in seen:
-            continue
-        seen.add(op.name)
-        if op.type in _FEED_OPS:
-            return op.name
-        pending.extend(tensor.op for tensor in op.inputs)
-        pending.extend(op.control_inputs)
-    return ""
-
-
-def _refuse_fed_initializers(parts: Sequence[Any], needs_feed: Mapping[int, str]) -> None:
-    """UsageError before anything runs when an initializer to run depends on a placeholder."""
-    refused = [f"{part.op.name} (feeds {needs_feed[id(part)]})" for part in parts if id(part) in needs_feed]
-    if refused:
-        raise UsageError(
-            f"{len(refused)} variable(s) not restored have an initializer that needs a fed placeholder: "
-            f"{format_items(refused)}; initialise them yourself first (then they are kept), or pass "
-            "init_unrestored=False"
-        )
-
-
 def translate_read_error(error: Exception, prefix: str, touched: bool = False) -> PartialSaverError:
     """TensorFlow's restore-time OpErrors as PartialSaverErrors naming the checkpoint."""
     cause = meaningful_line(error)
@@ -100,27 +70,6 @@ def translate_read_error(error: Exception, prefix: str, touched: bool = False) -
     )
 
 
-class _Check(NamedTuple):
-    """The initialised check over ``parts``, the placeholders their initializers need, and
-    one op running every part's initializer (the usual case: none was initialised)."""
-
-    tensor: Optional[Any]
-    parts: List[Any]
-    needs_feed: Dict[int, str]
-    initialize_all: Optional[Any] = None
-
-    def uninitialized(self, flags: Any) -> List[Any]:
-        return [part for part, initialized in zip(self.parts, flags) if not initialized]
-
-    def initializers(self, uninitialized: Sequence[Any]) -> Any:
-        """What to run to initialise ``uninitialized``: one grouped op when it is every
-        part (a first run then prepares one op, not one fetch per variable), else the
-        initializers themselves."""
-        if self.initialize_all is not None and len(uninitialized) == len(self.parts):
-            return self.initialize_all
-        return [part.initializer for part in uninitialized]
-
-
 class GraphOps:
     """Restore / check / save ops of one graph (graph=None: eager), cached by signature."""
 
@@ -129,7 +78,7 @@ class GraphOps:
         self._saver_kwargs = dict(saver_kwargs)
         self._restore_kwargs = {k: v for k, v in saver_kwargs.items() if k in restore_kwarg_names}
         self._restore: Dict[Tuple, List[Tuple[str, str]]] = {}
-        self._checks: Dict[Tuple, _Check] = {}
+        self._checks: Dict[Tuple, InitCheck] = {}
         self._savers: Dict[Tuple, Any] = {}
         self._last_saver: Any = None
 
@@ -157,7 +106,7 @@ class GraphOps:
                 self._restore[signature] = self._build(lambda: build_saver_restore(pairs, self._restore_kwargs))
         return self._restore[signature]
 
-    def init_check(self, pairs: Pairs, known: Iterable[GraphVariable] = ()) -> "_Check":
+    def init_check(self, pairs: Pairs, known: Iterable[GraphVariable] = ()) -> InitCheck:
         """Which variables this restore does not set are initialised already: one op over
         the candidates only (the graph's global and local variables plus ``known`` ones,
         since a var_list may hold variables outside the collections). Only the parts
@@ -175,24 +124,7 @@ class GraphOps:
                     parts.append(part)
         signature = tuple(part.name for part in parts)
         if signature not in self._checks:
-            if not parts:
-                self._checks[signature] = _Check(None, [], {})
-            else:
-
-                def build() -> Tuple[Any, Any]:
-                    with tf.name_scope("partialsaver_initialized"):
-                        flags = [v1.is_variable_initialized(part) for part in parts]
-                        # Stacked in chunks: Grappler's first-run cost grows faster than
-                        # linearly with one op's fan-in (10,000 flags: 13 s as one stack,
-                        # 7-9 s as stacks of 64 joined by one concat).
-                        starts = range(0, len(flags), _CHECK_CHUNK)
-                        chunks = [tf.stack(flags[start : start + _CHECK_CHUNK]) for start in starts]
-                        flags = chunks[0] if len(chunks) == 1 else tf.concat(chunks, axis=0)
-                    return flags, tf.group(*[part.initializer for part in parts], name="partialsaver_initialize")
-
-                needs_feed = {id(part): feed for part in parts for feed in [_needs_feed(part)] if feed}
-                flags, initialize_all = self._build(build)
-                self._checks[signature] = _Check(flags, parts, needs_feed, initialize_all)
+            self._checks[signature] = self._build(lambda: build_check(parts))
         return self._checks[signature]
 
     def restore_and_initialize(
@@ -210,12 +142,12 @@ class GraphOps:
             The number of variables initialised.
         """
         restore = self.restore_ops(pairs) if pairs else []
-        check = self.init_check(pairs, known) if initialize else _Check(None, [], {})
+        check = self.init_check(pairs, known) if initialize else NO_CHECK
         pending_check = check.tensor
         uninitialized: List[Any] = []
         if check.tensor is not None and (check.needs_feed or not restore):
             uninitialized = check.uninitialized(sess.run(check.tensor))
-            _refuse_fed_initializers(uninitialized, check.needs_feed)
+            refuse_fed_initializers(uninitialized, check.needs_feed)
             pending_check = None
         for index, (op_name, feed_name) in enumerate(restore):
             fetches = [op_name] + ([pending_check] if index == 0 and pending_check is not None else [])

@@ -99,3 +99,37 @@ def test_callables_see_a_partitioned_shape_as_a_tensor_shape(write_checkpoint, g
     v1.get_variable("emb", [6, 4], partitioner=v1.fixed_size_partitioner(2))
     plan = SmartSaver(include=lambda variable: variable.shape == (6, 4) and variable.shape.rank == 2).plan(checkpoint)
     assert [r.graph_name for r in plan.restored] == ["emb"]
+
+
+def check_ops(graph):
+    return {op.type for op in graph.get_operations() if op.name.startswith("partialsaver_initialized")}
+
+
+@pytest.mark.parametrize("count", [65, 150])
+@pytest.mark.parametrize("preset_every", [0, 3])
+def test_many_candidates_are_checked_in_one_loop_and_kept_when_set(write_checkpoint, graph, sess, count, preset_every):
+    # Above one chunk of resource-variable candidates the check is one while loop over
+    # their stacked handles (padded to whole rows); it must still name each variable right.
+    checkpoint = write_checkpoint({"restored": np.full(2, 7, np.float32)})
+    zeros_variable("restored", [2])
+    rest = [v1.get_variable(f"rest/v{index}", [3], initializer=v1.ones_initializer()) for index in range(count)]
+    preset = set(range(0, count, preset_every)) if preset_every else set()
+    sess.run([rest[index].initializer for index in preset])
+    sess.run([rest[index].assign(np.full(3, 9, np.float32)) for index in preset])
+    SmartSaver().restore(sess, checkpoint)
+    assert {"While", "StatelessWhile"} & check_ops(graph)
+    assert uninitialised(sess) == []
+    values = sess.run(rest)
+    assert [value.tolist() for value in values] == [[9.0] * 3 if index in preset else [1.0] * 3 for index in range(count)]
+
+
+def test_many_reference_variables_are_checked_one_flag_each(write_checkpoint, graph, sess):
+    checkpoint = write_checkpoint({"restored": np.full(2, 7, np.float32)})
+    zeros_variable("restored", [2])
+    rest = [v1.Variable(np.ones(3, np.float32), name=f"ref{index}", use_resource=False) for index in range(100)]
+    sess.run(rest[0].initializer)
+    sess.run(rest[0].assign(np.full(3, 9, np.float32)))
+    SmartSaver().restore(sess, checkpoint)
+    assert "IsVariableInitialized" in check_ops(graph) and not {"While", "StatelessWhile"} & check_ops(graph)
+    assert uninitialised(sess) == []
+    assert sess.run(rest[0]).tolist() == [9, 9, 9] and sess.run(rest[99]).tolist() == [1, 1, 1]
