@@ -33,7 +33,7 @@ plan() alone: SmartSaver(...).plan(ckpt) in its own child, first call and a seco
 Medians of --repeat rounds; every round runs every contender once, interleaved.
 
 Usage: python benchmarks/restore.py [--repeat 3] [--sizes 100,1000,10000] [--workdir DIR]
-                                    [--json OUT] [--skip-vgg]
+                                    [--json OUT] [--skip-vgg] [--only SmartSaver,...]
 """
 
 from __future__ import annotations
@@ -284,6 +284,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--workdir", help="checkpoint cache (default: a temporary directory, removed after)")
     parser.add_argument("--json", help="also write every run and the medians here")
     parser.add_argument("--skip-vgg", action="store_true", help="leave out the VGG-16-sized checkpoint")
+    parser.add_argument("--only", help="comma-separated parts of contender names to run (plain Saver, the "
+                                       "baseline, always runs), e.g. --only SmartSaver")
     args = parser.parse_args(argv)
 
     models: List[Any] = [int(size) for size in args.sizes.split(",") if size.strip()]
@@ -291,6 +293,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         models.append(VGG)
     have_tensorpack = importlib.util.find_spec("tensorpack") is not None
     contenders = [name for name, spec in CONTENDERS.items() if have_tensorpack or not spec[3]]
+    if args.only:
+        wanted = [part.strip() for part in args.only.split(",") if part.strip()]
+        contenders = [name for name in contenders if name == BASELINE or any(part in name for part in wanted)]
 
     package = measured_package()  # before the runs: the tree may change while they go
     scratch = args.workdir or tempfile.mkdtemp(prefix="partialsaver-bench-")
