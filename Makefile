@@ -27,12 +27,13 @@ demo: $(READY)
 test: $(READY)
 	$(VENV)/bin/python -m pytest -q tests
 
-# The restore benchmark (plain Saver, tensorpack, init_from_checkpoint, SmartSaver), then
-# the rename benchmark: 2-3 hours on 2 cores with the defaults (10,000-variable children
-# take 2-3 minutes each).
+# The restore benchmark (plain Saver, tensorpack, init_from_checkpoint, SmartSaver), the
+# initialised check alone, then the rename benchmark: 2-3 hours on 2 cores with the
+# defaults (10,000-variable children take 2-3 minutes each).
 bench: $(READY)
 	$(VENV)/bin/python -m pip install --quiet -e ".[$(EXTRAS),bench]"
 	$(VENV)/bin/python benchmarks/restore.py $(BENCH_ARGS)
+	$(VENV)/bin/python benchmarks/check.py --sizes 400,600,1000,10000
 	$(VENV)/bin/python benchmarks/rename.py
 
 test-oldest:

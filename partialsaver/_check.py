@@ -7,10 +7,11 @@ set), and its cost is dominated by preparing the ops for their first run (graph 
 in Python, then Grappler rewriting every new op), so it is built with as few ops as the
 graph allows:
 
-- resource variables of a single-device, GPU-less graph: their handles are stacked into one
-  tensor and one while loop asks each variable in turn (a few dozen ops for any number of
-  candidates; 5,000 candidates among 10,000 variables: 1.3 s instead of 12.6 s to build and
-  first run);
+- 200 or more resource variables of a single-device, GPU-less graph: their handles are
+  stacked into one tensor and one while loop asks each variable in turn (a few dozen ops for
+  any number of candidates; benchmarks/check.py, 5,000 candidates among 10,000 variables:
+  7.6 s to build and run first instead of 11.8 s, 4.7 s of either being what any new op
+  costs there);
 - otherwise (reference variables, variables pinned to devices, a GPU): one
   ``is_variable_initialized`` flag per candidate, stacked in chunks.
 """
@@ -27,6 +28,9 @@ __all__ = ["InitCheck", "build_check", "refuse_fed_initializers"]
 # Grappler's first-run cost grows faster than linearly with one op's fan-in (10,000 flags:
 # 13 s as one stack, 7-9 s as stacks of 64 joined by one concat), so wide stacks are chunked.
 _CHUNK = 64
+# Below this many candidates one flag each builds and first-runs as fast as the loop
+# (benchmarks/check.py: about even at 200 candidates, the loop 30% faster at 300).
+_LOOP_FROM = 200
 _FEED_OPS = frozenset({"Placeholder", "PlaceholderV2"})
 
 
@@ -69,9 +73,8 @@ def build_check(parts: Sequence[Any]) -> InitCheck:
 def _loop_applies(parts: Sequence[Any]) -> bool:
     """Whether the one-loop check is safe: it reads resource handles through a stacked
     tensor, so every ``VarIsInitializedOp`` runs where the loop runs, which is where the
-    variables are only when none is pinned to a device and no GPU can take them. Below one
-    chunk of candidates the per-variable flags are as cheap."""
-    if len(parts) <= _CHUNK or tf.config.list_physical_devices("GPU"):
+    variables are only when none is pinned to a device and no GPU can take them."""
+    if len(parts) < _LOOP_FROM or tf.config.list_physical_devices("GPU"):
         return False
     return all(part.device == "" and getattr(getattr(part, "handle", None), "dtype", None) == tf.resource for part in parts)
 
