@@ -19,7 +19,6 @@ import re
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from partialsaver.errors import NameMapError, format_items
-from partialsaver.names import is_variable, variable_name
 
 NameMapArg = Union[None, Mapping[Any, Any], Callable[[str], Any]]
 
@@ -43,6 +42,22 @@ class Rule(NamedTuple):
         if self.kind == "callable":
             return f"callable map {self.source}"
         return f"{self.kind} rule {self.source!r} -> {shown!r}"
+
+
+def _is_variable(obj: Any) -> bool:
+    # Variables as values only exist where TensorFlow does; offline tools (no TensorFlow
+    # installed) only ever see names, so TensorFlow is imported when a value is not a str.
+    try:
+        from partialsaver.names import is_variable
+    except ImportError:
+        return False
+    return is_variable(obj)
+
+
+def _variable_name(variable: Any) -> str:
+    from partialsaver.names import variable_name
+
+    return variable_name(variable)
 
 
 def _scope_side(text: str) -> str:
@@ -114,8 +129,8 @@ class NameMap:
         for item in values:
             if isinstance(item, str) and item:
                 names.append(item)
-            elif is_variable(item):
-                names.append(variable_name(item))
+            elif _is_variable(item):
+                names.append(_variable_name(item))
                 objects.append(item)
             else:
                 return [], [], f"{key!r}: target {item!r} is neither a non-empty name nor a variable"

@@ -14,24 +14,10 @@ __all__ = [
     "LazyVariables",
     "collect_variables",
     "graph_of",
-    "in_scope",
     "is_variable",
     "shape_tuple",
     "variable_name",
 ]
-
-
-def in_scope(name: str, scope: str) -> bool:
-    """True when ``name`` is ``scope`` or lies under ``scope/`` (never ``scope_1/...``).
-
-    Example:
-        >>> in_scope("useful_scope/w", "useful_scope"), in_scope("useful_scope_1/w", "useful_scope")
-        (True, False)
-    """
-    scope = scope.rstrip("/")
-    if not scope:
-        return True
-    return name == scope or name.startswith(scope + "/")
 
 
 def is_variable(obj: Any) -> bool:

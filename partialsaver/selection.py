@@ -14,7 +14,6 @@ import re
 from typing import Any, Callable, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from partialsaver.errors import NameMapError, format_items
-from partialsaver.names import in_scope
 
 Spec = Union[str, "re.Pattern[str]", Callable[[Any], bool]]
 SpecArg = Union[None, Spec, Sequence[Spec]]
@@ -36,6 +35,7 @@ __all__ = [
     "Diagnostic",
     "Selection",
     "describe_spec",
+    "in_scope",
     "matches",
     "normalize_specs",
     "select",
@@ -61,6 +61,19 @@ class Selection(NamedTuple):
     selected: Tuple[str, ...]
     expected_new: Tuple[str, ...]
     diagnostics: Tuple[Diagnostic, ...]
+
+
+def in_scope(name: str, scope: str) -> bool:
+    """True when ``name`` is ``scope`` or lies under ``scope/`` (never ``scope_1/...``).
+
+    Example:
+        >>> in_scope("useful_scope/w", "useful_scope"), in_scope("useful_scope_1/w", "useful_scope")
+        (True, False)
+    """
+    scope = scope.rstrip("/")
+    if not scope:
+        return True
+    return name == scope or name.startswith(scope + "/")
 
 
 def describe_spec(spec: Spec) -> str:

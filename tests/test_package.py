@@ -34,13 +34,21 @@ def test_the_error_tree():
     assert issubclass(errors.UsageError, TypeError)
 
 
-def test_without_tensorflow_the_import_names_the_extra_to_install():
-    code = "import sys; sys.modules['tensorflow'] = None; import partialsaver"
+def test_without_tensorflow_the_package_imports_and_smartsaver_names_the_extra_to_install():
+    code = ("import sys; sys.modules['tensorflow'] = None; import partialsaver; "
+            "print(partialsaver.OPTIMIZER_SLOTS.pattern[:5]); from partialsaver import SmartSaver")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode != 0
+    assert result.returncode != 0 and result.stdout.strip() == "(^|/)"
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("ImportError: partialsaver needs TensorFlow >= 2.13")
     assert "pip install 'partialsaver[tf-cpu]'" in last_line
+
+
+def test_import_partialsaver_does_not_import_tensorflow():
+    code = "import sys, partialsaver; print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "False"
 
 
 def test_py_typed_ships_with_the_package():

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from partialsaver import GLOBAL_STEP, OPTIMIZER_SLOTS, CheckpointMismatchError, NameMapError, SmartSaver
-from partialsaver.names import in_scope
+from partialsaver.selection import in_scope
 from partialsaver.selection import select
 from tests.conftest import zeros_variable
 
