@@ -13,7 +13,7 @@ from partialsaver.errors import UsageError, format_items
 from partialsaver.mapping import NameMapArg
 from partialsaver.names import collect_variables, is_variable, variable_name
 
-__all__ = ["RESTORE_KWARGS", "SAVER_KWARGS", "check_bool", "check_fraction", "check_save_arguments",
+__all__ = ["SAVER_KWARGS", "check_bool", "check_fraction", "check_save_arguments",
            "check_saver_kwargs", "parse_var_list"]
 
 # tf.compat.v1.train.Saver keyword arguments a SmartSaver passes on; the ones that shape
@@ -22,7 +22,6 @@ SAVER_KWARGS = frozenset(
     {"reshape", "sharded", "max_to_keep", "keep_checkpoint_every_n_hours", "name", "restore_sequentially",
      "allow_empty", "write_version", "pad_step_number", "save_relative_paths", "filename"}
 )
-RESTORE_KWARGS = frozenset({"reshape", "sharded", "restore_sequentially"})
 
 def check_bool(flag: str, value: Any) -> None:
     if not isinstance(value, bool):

@@ -247,20 +247,28 @@ class CheckpointReader:
             ) from error
 
 
+_ROOT_ERROR = re.compile(r"^\(\d+\) [A-Z_]+: (?P<cause>.+)$")
+_ERROR_COUNTS = re.compile(r"^\d+ (root error\(s\) found|successful operations|derived errors ignored)\.?$")
+
+
 def meaningful_line(error: BaseException) -> str:
     """The line of a TensorFlow error that says what went wrong.
 
     TensorFlow 2.x wraps graph errors as "Graph execution error: ... Detected at node ...";
     the cause ("Read less bytes than requested") is the last line that is not a trace.
+    Errors from several devices come as "2 root error(s) found. (0) DATA_LOSS: <cause> ...
+    0 derived errors ignored."; the first root cause is the one that counts.
     """
     text = str(getattr(error, "message", "") or error)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    useful = [
+    roots = [match.group("cause") for match in map(_ROOT_ERROR.match, lines) if match]
+    useful = roots[:1] or [
         line for line in lines
         if not line.startswith(("Graph execution error", "Detected at node", "File ", "Traceback", "[[", "Node:",
                                 "Original stack trace", "Errors may have originated", "The above exception",
                                 "Hint:"))
         and not line.endswith(":")
+        and not _ERROR_COUNTS.match(line)
     ]
     chosen = useful[-1] if useful else (lines[0] if lines else type(error).__name__)
     return chosen if len(chosen) <= 300 else chosen[:297] + "..."

@@ -86,14 +86,14 @@ def _named_section(
     return [_Section(status, title, len(names), rows, hidden)]
 
 
-def _mismatch_section(title: str, records: Sequence[Any], show: Any) -> List[_Section]:
+def _mismatch_section(title: str, records: Sequence[Any], show: Any, status: str = "mismatch") -> List[_Section]:
     if not records:
         return []
     rows = [
         _Row(f"graph {r.graph_name!r} {show(r.graph)}  vs  checkpoint {r.checkpoint_key!r} {show(r.checkpoint)}")
         for r in records[:MAX_LINES]
     ]
-    return [_Section("mismatch", title, len(records), rows, max(0, len(records) - MAX_LINES))]
+    return [_Section(status, title, len(records), rows, max(0, len(records) - MAX_LINES))]
 
 
 def _split_optimizer(names: Sequence[str]) -> Tuple[List[str], List[str]]:
@@ -116,13 +116,17 @@ def _sections(plan: "RestorePlan") -> List[_Section]:
                                plan.graph_meta, notes=hints)
     sections += _named_section("initialised", "missing optimizer state: initialised if not yet", missing_optimizer,
                                plan.graph_meta)
-    sections += _mismatch_section("shape mismatch, not restored", plan.shape_mismatches, _shape)
-    sections += _mismatch_section("dtype mismatch, not restored", plan.dtype_mismatches, str)
+    handled = ": skipped (as asked), initialised if not yet" if plan.skip_mismatched else ", not restored"
+    sections += _mismatch_section(f"shape mismatch{handled}", plan.shape_mismatches, _shape)
+    sections += _mismatch_section(f"dtype mismatch{handled}", plan.dtype_mismatches, str)
+    sections += _mismatch_section("restored reshaped (reshape=True)", plan.reshaped, _shape, status="restored")
     sections += _named_section("initialised", "new (expected): initialised if not yet", plan.expected_new, plan.graph_meta)
     moved = {key: "-> " + ", ".join(repr(t) for t in targets) + " (no such variable)"
              for key, targets in plan.unused_targets.items()}
     sections += _named_section("unused", "unused checkpoint keys", unused_model, plan.checkpoint_meta, suffix=moved)
     sections += _named_section("unused", "unused optimizer state", unused_optimizer, plan.checkpoint_meta)
+    sections += _named_section("left-out", "checkpoint keys superseded by a key mapped onto their variable",
+                               plan.superseded, plan.checkpoint_meta)
     sections += _named_section("left-out", "checkpoint keys left out on purpose (include / exclude)",
                                plan.not_selected, plan.checkpoint_meta)
     sections += _named_section("left-out", "graph variables outside the selection: initialised if not yet",
@@ -147,6 +151,8 @@ def summary_line(plan: "RestorePlan") -> str:
     mismatches = len(plan.shape_mismatches) + len(plan.dtype_mismatches)
     if mismatches:
         parts.append(_plural(mismatches, "mismatch", "mismatches"))
+    if plan.reshaped:
+        parts.append(f"{len(plan.reshaped)} reshaped")
     if plan.expected_new:
         parts.append(f"{len(plan.expected_new)} new (expected)")
     if plan.unused:
@@ -190,7 +196,7 @@ def fix_lines(plan: "RestorePlan") -> List[str]:
     lines = _name_map_lines(entries) if entries else []
     if len(exact) > 10:
         lines.append(f"# ... and {len(exact) - 10} more suggestions above")
-    if plan.shape_mismatches or plan.dtype_mismatches:
+    if (plan.shape_mismatches or plan.dtype_mismatches) and not plan.skip_mismatched:
         mismatched = list(plan.mismatched)
         more = f"  # ... and {len(mismatched) - 10} more" if len(mismatched) > 10 else ""
         lines.append("skip_mismatched=True  # initialise the mismatched variables instead")
@@ -214,7 +220,10 @@ def _text_rows(section: _Section) -> List[str]:
 
 
 def render_text(plan: "RestorePlan") -> str:
-    lines = [f"RestorePlan for {plan.checkpoint}", f"  {summary_line(plan)}", ""]
+    lines = [f"RestorePlan for {plan.checkpoint}", f"  {summary_line(plan)}"]
+    if not plan.ok:
+        lines.append(f"  not ok: {'; '.join(plan.problems)}")
+    lines.append("")
     for section in _sections(plan):
         lines.append(f"{section.title} ({section.total})")
         lines += _text_rows(section)
@@ -251,6 +260,10 @@ def to_dict(plan: "RestorePlan") -> Dict[str, Any]:
         "missing": list(plan.missing),
         "unused": list(plan.unused),
         "not_selected": list(plan.not_selected),
+        "superseded": list(plan.superseded),
+        "problems": list(plan.problems),
+        "skip_mismatched": plan.skip_mismatched,
+        "reshaped": [_mismatch_dict(m, _listed_shape) for m in plan.reshaped],
         "shape_mismatches": [_mismatch_dict(m, _listed_shape) for m in plan.shape_mismatches],
         "dtype_mismatches": [_mismatch_dict(m, str) for m in plan.dtype_mismatches],
         "initialized": list(plan.initialized),

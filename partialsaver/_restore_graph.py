@@ -1,95 +1,92 @@
-"""The restore graph SmartSaver builds: one RestoreV2 op reading every key once, then one
-assignment per variable (or partition slice), grouped under one op.
+"""The restore graph SmartSaver builds: every key read before any variable is assigned.
 
-tf.compat.v1.train.Saver builds this too, plus the whole save graph, an Identity per
-variable and one Saver per distinct key when a key feeds several variables. The lean
-graph has about half the ops to build and to prepare on the first run, and a single
-RestoreV2 makes every restore all or nothing: it fails before any assignment runs.
+One ``RestoreV2`` op per device that holds restored variables reads that device's keys (on
+the CPU of the variable's job and task, so a parameter server reads its own tensors as
+TensorFlow's sharded Saver does); then one assignment per variable (or partition slice),
+each gated on *every* read, grouped under one op. A read error on any device therefore fails
+before any assignment runs: a restore is all or nothing across shards, devices and tasks.
 
-Variables on remote devices (a parameter-server cluster) and the Saver options that
-change how values are read (``sharded``, ``reshape``, ``restore_sequentially``) use
-tf.compat.v1.train.Saver instead: a sharded Saver reads each shard on its own device.
+tf.compat.v1.train.Saver builds more (the whole save graph, an Identity per variable, one
+Saver per distinct key when a key feeds several variables) and, when sharded, assigns each
+device's variables as soon as that device's read is done, so a damaged shard leaves the
+other devices restored. The lean graph has about half the ops to prepare on the first run.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Collection, Dict, List, Sequence, Tuple
 
 from partialsaver._tf import tf, v1
 from partialsaver.names import GraphVariable
 
 Pairs = Sequence[Tuple[str, GraphVariable]]
-_SAVER_ONLY_OPTIONS = ("sharded", "reshape", "restore_sequentially")
 
-__all__ = ["build_lean_restore", "build_saver_restore", "lean_restore_applies"]
-
-
-def _is_ref(part: Any) -> bool:
-    return tf.as_dtype(part.dtype) != tf.as_dtype(part.dtype).base_dtype
+__all__ = ["build_restore", "read_device"]
 
 
-def lean_restore_applies(pairs: Pairs, restore_kwargs: Mapping[str, Any]) -> bool:
-    """True unless a Saver option or a variable on a remote device calls for a Saver."""
-    if any(restore_kwargs.get(option) for option in _SAVER_ONLY_OPTIONS):
-        return False
-    for _, graph_variable in pairs:
-        for part in graph_variable.parts:
-            if not isinstance(part, tf.Variable) or "/job:" in (part.device or ""):
-                return False
-    return True
+def _is_ref(variable: Any) -> bool:
+    return tf.as_dtype(variable.dtype) != tf.as_dtype(variable.dtype).base_dtype
 
 
-def build_lean_restore(pairs: Pairs) -> Tuple[str, str]:
-    """(restore op name, filename placeholder name) for the pairs, in the default graph."""
-    entries: Dict[Tuple[str, str], int] = {}
-    dtypes: List[Any] = []
-    targets: List[Tuple[Any, int]] = []
+def _tf_variable(part: Any) -> Any:
+    """The tf.Variable to assign: the part itself, or what a Keras 3 variable wraps."""
+    if isinstance(part, tf.Variable):
+        return part
+    return part.value
+
+
+def read_device(variable_device: str) -> str:
+    """Where to read a variable's tensors: the CPU of its job and task (its host)."""
+    spec = tf.DeviceSpec.from_string(variable_device or "")
+    return spec.replace(device_type="CPU", device_index=0).to_string()
+
+
+def build_restore(pairs: Pairs, reshaped: Collection[str] = ()) -> Tuple[str, str]:
+    """(restore op name, filename placeholder name) for the pairs, in the default graph.
+
+    Args:
+        pairs: (stored checkpoint key, graph variable) to restore; a key may feed several.
+        reshaped: graph names whose stored tensor has the variable's element count but
+            another shape (``reshape=True``): their value is reshaped before the assignment.
+    """
+    reads: Dict[str, Dict[Tuple[str, str], int]] = {}
+    dtypes: Dict[str, List[Any]] = {}
+    targets: List[Tuple[Any, str, int, bool]] = []
     for key, graph_variable in pairs:
         for part in graph_variable.parts:
-            info = part._get_save_slice_info() if graph_variable.partitioned else None
+            variable = _tf_variable(part)
+            info = variable._get_save_slice_info() if graph_variable.partitioned else None
             spec = info.spec if info is not None else ""
+            device = read_device(variable.device)
+            entries = reads.setdefault(device, {})
             index = entries.setdefault((key, spec), len(entries))
-            if index == len(dtypes):
-                dtypes.append(tf.as_dtype(part.dtype).base_dtype)
-            targets.append((part, index))
-    with tf.name_scope("partialsaver_restore"):
+            if index == len(dtypes.setdefault(device, [])):
+                dtypes[device].append(tf.as_dtype(variable.dtype).base_dtype)
+            targets.append((variable, device, index, graph_variable.name in reshaped))
+    with tf.name_scope("partialsaver_restore"), tf.device(None):
         filename = v1.placeholder(tf.string, [], name="filename")
-        with tf.device("/device:CPU:0"):
-            values = tf.raw_ops.RestoreV2(
-                prefix=filename,
-                tensor_names=[key for key, _ in entries],
-                shape_and_slices=[spec for _, spec in entries],
-                dtypes=dtypes,
-            )
+        values: Dict[str, Any] = {}
+        for device, entries in reads.items():
+            with tf.device(device):
+                values[device] = tf.raw_ops.RestoreV2(
+                    prefix=filename,
+                    tensor_names=[key for key, _ in entries],
+                    shape_and_slices=[spec for _, spec in entries],
+                    dtypes=dtypes[device],
+                )
+        # With one read, every assignment already waits for it through its input.
+        gate = [outputs[0].op for outputs in values.values()] if len(values) > 1 else []
         assigns = []
-        for part, index in targets:
-            if _is_ref(part):
-                assigns.append(v1.assign(part, values[index], validate_shape=part.shape.is_fully_defined()).op)
-            else:
-                assigns.append(tf.raw_ops.AssignVariableOp(resource=part.handle, value=values[index]))
+        with tf.control_dependencies(gate):
+            for variable, device, index, reshape in targets:
+                with tf.device(variable.device):
+                    value = values[device][index]
+                    if reshape:
+                        value = tf.reshape(value, variable.shape)
+                    if _is_ref(variable):
+                        validate = variable.shape.is_fully_defined()
+                        assigns.append(v1.assign(variable, value, validate_shape=validate).op)
+                    else:
+                        assigns.append(tf.raw_ops.AssignVariableOp(resource=variable.handle, value=value))
         restore = tf.group(*assigns, name="restore_all")
     return restore.name, filename.name
-
-
-def _saver_rounds(pairs: Pairs) -> List[Dict[str, Any]]:
-    """Split pairs into Saver var_lists with unique keys (a key may feed several variables)."""
-    rounds: List[Dict[str, Any]] = []
-    for key, graph_variable in pairs:
-        for var_list in rounds:
-            if key not in var_list:
-                break
-        else:
-            var_list = {}
-            rounds.append(var_list)
-        var_list[key] = graph_variable.saveable
-    return rounds
-
-
-def build_saver_restore(pairs: Pairs, restore_kwargs: Mapping[str, Any]) -> List[Tuple[str, str]]:
-    """(restore op name, filename tensor name) per tf.compat.v1.train.Saver needed: the first
-    reads every distinct key, the others only keys that feed several variables."""
-    savers = [
-        v1.train.Saver(var_list=var_list, name="partialsaver_restore", **restore_kwargs)
-        for var_list in _saver_rounds(pairs)
-    ]
-    return [(saver.saver_def.restore_op_name, saver.saver_def.filename_tensor_name) for saver in savers]

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Seque
 
 from partialsaver._check import NO_CHECK, InitCheck, build_check, refuse_fed_initializers
 from partialsaver._reading import CheckpointReader, meaningful_line
-from partialsaver._restore_graph import build_lean_restore, build_saver_restore, lean_restore_applies
+from partialsaver._restore_graph import build_restore
 from partialsaver._tf import tf, v1
 from partialsaver.errors import (
     CheckpointMismatchError,
@@ -48,24 +48,25 @@ def check_session(sess: Any) -> Any:
     return graph
 
 
-def translate_read_error(error: Exception, prefix: str, touched: bool = False) -> PartialSaverError:
-    """TensorFlow's restore-time OpErrors as PartialSaverErrors naming the checkpoint."""
+def translate_read_error(error: Exception, prefix: str) -> PartialSaverError:
+    """TensorFlow's restore-time OpErrors as PartialSaverErrors naming the checkpoint.
+
+    Every key is read before any variable is assigned (see _restore_graph), so a read
+    error means that no variable was changed.
+    """
     cause = meaningful_line(error)
-    state = (
-        "some variables fed by keys listed several times were already restored"
-        if touched
-        else "no variable was changed"
-    )
     if isinstance(error, tf.errors.NotFoundError):
         return CheckpointNotFoundError(
-            f"restoring from {prefix!r} failed, a file is missing ({cause}); {state}: copy all files of the checkpoint"
+            f"restoring from {prefix!r} failed, a file is missing ({cause}); no variable was changed: "
+            "copy all files of the checkpoint"
         )
     if isinstance(error, tf.errors.InvalidArgumentError):
         return CheckpointMismatchError(
-            f"restoring from {prefix!r} failed: {cause}; {state}: check the shapes in the plan (SmartSaver.plan)"
+            f"restoring from {prefix!r} failed: {cause}; no variable was changed: check the shapes in the plan "
+            "(SmartSaver.plan)"
         )
     return CorruptCheckpointError(
-        f"restoring from {prefix!r} failed ({type(error).__name__}: {cause}); {state}: "
+        f"restoring from {prefix!r} failed ({type(error).__name__}: {cause}); no variable was changed: "
         "the checkpoint is truncated or corrupt, re-copy or re-save it"
     )
 
@@ -73,11 +74,10 @@ def translate_read_error(error: Exception, prefix: str, touched: bool = False) -
 class GraphOps:
     """Restore / check / save ops of one graph (graph=None: eager), cached by signature."""
 
-    def __init__(self, graph: Any, saver_kwargs: Mapping[str, Any], restore_kwarg_names: Set[str]) -> None:
+    def __init__(self, graph: Any, saver_kwargs: Mapping[str, Any]) -> None:
         self.graph = graph
         self._saver_kwargs = dict(saver_kwargs)
-        self._restore_kwargs = {k: v for k, v in saver_kwargs.items() if k in restore_kwarg_names}
-        self._restore: Dict[Tuple, List[Tuple[str, str]]] = {}
+        self._restore: Dict[Tuple, Tuple[str, str]] = {}
         self._checks: Dict[Tuple, InitCheck] = {}
         self._savers: Dict[Tuple, Any] = {}
         self._last_saver: Any = None
@@ -95,15 +95,11 @@ class GraphOps:
                 ) from error
             raise
 
-    def restore_ops(self, pairs: Pairs) -> List[Tuple[str, str]]:
-        """(restore op name, filename tensor name) per restore step these pairs need: one
-        lean restore op, or the Savers of a cluster / of Saver-only options."""
-        signature = tuple((key, gv.name) for key, gv in pairs)
+    def restore_op(self, pairs: Pairs, reshaped: Sequence[str] = ()) -> Tuple[str, str]:
+        """(restore op name, filename placeholder name) for these pairs, built once."""
+        signature = (tuple((key, gv.name) for key, gv in pairs), tuple(sorted(reshaped)))
         if signature not in self._restore:
-            if lean_restore_applies(pairs, self._restore_kwargs):
-                self._restore[signature] = [self._build(lambda: build_lean_restore(pairs))]
-            else:
-                self._restore[signature] = self._build(lambda: build_saver_restore(pairs, self._restore_kwargs))
+            self._restore[signature] = self._build(lambda: build_restore(pairs, reshaped))
         return self._restore[signature]
 
     def init_check(self, pairs: Pairs, known: Iterable[GraphVariable] = ()) -> InitCheck:
@@ -128,34 +124,41 @@ class GraphOps:
         return self._checks[signature]
 
     def restore_and_initialize(
-        self, sess: Any, prefix: str, pairs: Pairs, known: Iterable[GraphVariable] = (), initialize: bool = True
+        self,
+        sess: Any,
+        prefix: str,
+        pairs: Pairs,
+        known: Iterable[GraphVariable] = (),
+        initialize: bool = True,
+        reshaped: Sequence[str] = (),
     ) -> int:
         """Restore the pairs, then initialise what is neither restored nor initialised.
 
-        All or nothing: the first restore step reads every distinct key in one RestoreV2
-        op, so it fails before any assignment, and the initialised check (read-only) runs
-        in the same session call. Only when an initializer that would run needs a fed
-        placeholder is the check run on its own first, to refuse before anything changes.
-        The initialisers run last, after a successful restore.
+        All or nothing: the restore op reads every key before it assigns any variable, and
+        the initialised check (read-only) runs in the same session call. Only when an
+        initializer that would run needs a fed placeholder is the check run on its own
+        first, to refuse before anything changes. The initialisers run last, after a
+        successful restore.
 
         Returns:
             The number of variables initialised.
         """
-        restore = self.restore_ops(pairs) if pairs else []
+        restore = self.restore_op(pairs, reshaped) if pairs else None
         check = self.init_check(pairs, known) if initialize else NO_CHECK
-        pending_check = check.tensor
         uninitialized: List[Any] = []
-        if check.tensor is not None and (check.needs_feed or not restore):
+        fetches: List[Any] = []
+        if check.tensor is not None and (check.needs_feed or restore is None):
             uninitialized = check.uninitialized(sess.run(check.tensor))
             refuse_fed_initializers(uninitialized, check.needs_feed)
-            pending_check = None
-        for index, (op_name, feed_name) in enumerate(restore):
-            fetches = [op_name] + ([pending_check] if index == 0 and pending_check is not None else [])
+        elif check.tensor is not None:
+            fetches.append(check.tensor)
+        if restore is not None:
+            op_name, feed_name = restore
             try:
-                results = sess.run(fetches, feed_dict={feed_name: prefix})
+                results = sess.run([op_name] + fetches, feed_dict={feed_name: prefix})
             except tf.errors.OpError as error:
-                raise translate_read_error(error, prefix, touched=index > 0) from error
-            if len(results) > 1:
+                raise translate_read_error(error, prefix) from error
+            if fetches:
                 uninitialized = check.uninitialized(results[1])
         if uninitialized:
             _logger.info("initialising %d variable(s) not restored", len(uninitialized))
@@ -240,9 +243,10 @@ def _quiet_tensorflow_logs() -> Iterator[None]:
         tf_logger.setLevel(level)
 
 
-def restore_eager(prefix: str, pairs: Pairs) -> None:
+def restore_eager(prefix: str, pairs: Pairs, reshaped: Sequence[str] = ()) -> None:
     """Eager restore: read every value first, then assign (no partial restore on read errors)."""
     reader = CheckpointReader(prefix)
     values = [(graph_variable, reader.tensor(key)) for key, graph_variable in pairs]
     for graph_variable, value in values:
-        graph_variable.parts[0].assign(value)
+        variable = graph_variable.parts[0]
+        variable.assign(value.reshape(graph_variable.shape) if graph_variable.name in reshaped else value)

@@ -7,12 +7,15 @@ import re
 from collections import Counter, defaultdict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from partialsaver.selection import OPTIMIZER_SLOTS, strip_output_suffix
+
 Meta = Tuple[Optional[Tuple[Optional[int], ...]], str]  # (shape, dtype name)
 
 # Renames that refactors and framework moves commonly make, normalised to one spelling
 # before names are compared (tf-slim "weights"/"biases" vs Keras "kernel"/"bias", ...).
 _SYNONYMS = {
     "weights": "kernel",
+    "weight": "kernel",
     "w": "kernel",
     "biases": "bias",
     "b": "bias",
@@ -34,7 +37,7 @@ __all__ = ["close_names", "propose_name_map", "suggest"]
 
 def _normalise(name: str, strip_repeats: bool = True) -> str:
     segments = []
-    for segment in name.lower().split("/"):
+    for segment in strip_output_suffix(name).lower().split("/"):
         if strip_repeats:
             segment = _REPEAT_SUFFIX.sub("", segment) or segment
         segments.append(_SYNONYMS.get(segment, segment))
@@ -55,19 +58,38 @@ def _similarity(a: str, b: str) -> float:
     return 0.7 * whole + 0.3 * last
 
 
+def _is_optimizer_state(name: str) -> bool:
+    return OPTIMIZER_SLOTS.search(name) is not None
+
+
+def _candidates_for(name: str, candidates: Sequence[str]) -> List[str]:
+    """Optimizer state is never offered for a model variable (an ``adam_m`` slot has the
+    variable's shape and nearly its name, and is the wrong answer every time)."""
+    if _is_optimizer_state(name):
+        return list(candidates)
+    return [candidate for candidate in candidates if not _is_optimizer_state(candidate)]
+
+
 def close_names(name: str, candidates: Sequence[str], limit: int = 5) -> List[str]:
-    """Candidates that look like ``name``, best first (for "did you mean" hints)."""
-    target = _normalise(name)
-    scored = [(_similarity(target, _normalise(candidate)), candidate) for candidate in candidates]
-    return [candidate for score, candidate in sorted(scored, key=lambda item: (-item[0], item[1])) if score >= _MIN_SIMILARITY][
-        :limit
+    """Candidates that look like ``name``, best first (for "did you mean" hints).
+
+    Names are compared as written and after common renames (weights -> kernel), and the
+    better of the two counts: ``conv1/weight`` finds ``conv1/weights`` by its spelling.
+    """
+    target, raw = _normalise(name), strip_output_suffix(name).lower()
+    scored = [
+        (max(_similarity(target, _normalise(candidate)), _similarity(raw, strip_output_suffix(candidate).lower())),
+         candidate)
+        for candidate in _candidates_for(name, candidates)
     ]
+    ranked = sorted(scored, key=lambda item: (-item[0], item[1]))
+    return [candidate for score, candidate in ranked if score >= _MIN_SIMILARITY][:limit]
 
 
 def _suffix_index(keys: Sequence[str]) -> Dict[Tuple[str, ...], List[str]]:
     index: Dict[Tuple[str, ...], List[str]] = defaultdict(list)
     for key in keys:
-        segments = tuple(key.split("/"))
+        segments = tuple(strip_output_suffix(key).split("/"))
         for start in range(len(segments)):
             index[segments[start:]].append(key)
     return index
@@ -91,12 +113,18 @@ def suggest(missing: Mapping[str, Meta], unused: Mapping[str, Meta]) -> Dict[str
     if not missing or not unused:
         return {}
     keys = sorted(unused)
+    model_keys = _candidates_for("", keys)
     full_scan = len(keys) <= _FULL_SCAN_LIMIT
     index = None if full_scan else _suffix_index(keys)
+    model_index = None if full_scan else _suffix_index(model_keys)
     normalised = {key: _normalise(key) for key in keys}
     suggestions: Dict[str, Tuple[str, ...]] = {}
     for name in sorted(missing)[:_MAX_SUGGESTED]:
-        pool = keys if full_scan else _sharing_suffix(name, index)  # type: ignore[arg-type]
+        optimizer_state = _is_optimizer_state(name)
+        if full_scan:
+            pool = keys if optimizer_state else model_keys
+        else:
+            pool = _sharing_suffix(name, index if optimizer_state else model_index)  # type: ignore[arg-type]
         target = _normalise(name)
         ranked = []
         for key in pool:
@@ -213,6 +241,16 @@ def _propose_renames(
     return proposal
 
 
+_OUTPUT_SUFFIX = re.compile(r"^(.*):0$")
+
+
+def _propose_output_suffix(missing: Mapping[str, Meta], unused: Mapping[str, Meta]) -> Dict["re.Pattern[str]", str]:
+    """``{^(.*):0$: \\1}`` when keys were stored as tensor names (``fc/W:0``, as some
+    tensorpack-era checkpoints are) and the graph has the variables without ``:0``."""
+    stripped = [key for key in unused if key.endswith(":0") and missing.get(key[:-2]) == unused[key]]
+    return {_OUTPUT_SUFFIX: r"\1"} if len(stripped) >= 2 else {}
+
+
 def propose_name_map(
     missing: Mapping[str, Meta],
     unused: Mapping[str, Meta],
@@ -235,6 +273,7 @@ def propose_name_map(
         return {}, {}
     proposal: Dict[object, str] = dict(_propose_scopes(missing, unused, kept)[0])
     proposal.update(_propose_renames(missing, unused, suggestions or {}))
+    proposal.update(_propose_output_suffix(missing, unused))
     while proposal:
         rules = NameMap(proposal)
         fixes: Counter = Counter()

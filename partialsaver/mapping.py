@@ -19,6 +19,7 @@ import re
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from partialsaver.errors import NameMapError, format_items
+from partialsaver.selection import strip_output_suffix
 
 NameMapArg = Union[None, Mapping[Any, Any], Callable[[str], Any]]
 
@@ -128,13 +129,15 @@ class NameMap:
         objects: List[Any] = []
         for item in values:
             if isinstance(item, str) and item:
-                names.append(item)
+                names.append(strip_output_suffix(item))
             elif _is_variable(item):
                 names.append(_variable_name(item))
                 objects.append(item)
             else:
                 return [], [], f"{key!r}: target {item!r} is neither a non-empty name nor a variable"
-        return names, objects, None
+        # The slices of a partitioned variable all name it: init_from_checkpoint's
+        # {"scope/var": list_of_partitions} is one target, not several.
+        return list(dict.fromkeys(names)), objects, None
 
     def _compile_entry(self, key: Any, value: Any) -> Optional[str]:
         names, objects, problem = self._values(key if not isinstance(key, re.Pattern) else key.pattern, value)
@@ -177,10 +180,6 @@ class NameMap:
     def invertible(self) -> bool:
         """True when every rule is exact or scope (save() then mirrors restore() exactly)."""
         return self._function is None and not self._regexes
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.rules
 
     def apply(self, key: str) -> Tuple[Tuple[str, ...], Optional[Rule]]:
         """The graph name(s) for a checkpoint key and the rule that produced them.
@@ -245,17 +244,14 @@ class NameMap:
             return best.source + graph_name[len(best.targets[0]):]
         return graph_name
 
-    def unknown_exact_targets(self, known: Sequence[str]) -> List[str]:
-        """Exact-rule entries whose target names no variable among ``known``."""
+    def unknown_exact_targets(self, known: Sequence[str]) -> List[Tuple[str, str]]:
+        """(source, target) of exact-rule entries whose target names no variable in ``known``."""
         known_set = set(known)
         return [
-            f"{rule.source!r} -> {target!r}"
+            (rule.source, target)
             for rule in self.rules
             if rule.kind == "exact"
             for target in rule.targets
             if target not in known_set
         ]
 
-
-def describe_rules(rules: Sequence[Rule]) -> str:
-    return format_items([rule.describe() for rule in rules])

@@ -8,6 +8,7 @@ no tensor bytes and touches no session.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 from collections import defaultdict
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
@@ -20,7 +21,7 @@ from partialsaver.mapping import NameMap, Rule
 from partialsaver.names import GraphVariable, Shape, graph_of
 from partialsaver.selection import Diagnostic, Selection, Spec, describe_spec, matches
 
-__all__ = ["Mismatch", "Restore", "RestorePlan", "build_plan"]
+__all__ = ["Mismatch", "PlanOptions", "Restore", "RestorePlan", "build_plan"]
 
 
 class Restore(NamedTuple):
@@ -50,25 +51,34 @@ def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
 
 @dataclasses.dataclass(frozen=True)
 class RestorePlan:
-    """What ``SmartSaver.restore`` will do (or did) for one checkpoint. Immutable.
+    """What ``SmartSaver.restore`` will do (or did) for one checkpoint. Immutable and hashable.
 
     Attributes:
         checkpoint: the resolved checkpoint prefix.
-        restored: Restore(checkpoint_key, graph_name, shape, dtype) for each pair restored.
+        restored: Restore(checkpoint_key, graph_name, shape, dtype) for each pair restored
+            (``shape`` is the stored one; see ``reshaped``).
         missing: graph names of selected variables no checkpoint key feeds.
         unused: checkpoint keys whose (mapped) name is no variable of the graph.
         not_selected: checkpoint keys whose variable exists but was left out on purpose
             (include / exclude / expect_new); never an error.
-        shape_mismatches, dtype_mismatches: Mismatch records, both sides named.
+        superseded: checkpoint keys that kept their own name but lost their variable to a
+            key a rule mapped onto it (EMA shadows restored in place of the raw values);
+            never an error.
+        shape_mismatches, dtype_mismatches: Mismatch records, both sides named; under
+            ``skip_mismatched`` they are skipped as asked and initialised instead.
+        reshaped: Mismatch records of keys restored with ``reshape=True`` into a variable
+            of another shape but the same element count (they are in ``restored`` too).
         initialized: selected variables restore will not set (missing, mismatched,
             expected new): restore initialises them unless already initialised.
         unselected: graph variables outside the selection; restore initialises them
             too when they are not initialised yet, and never overwrites them.
         expected_new: variables declared new with ``expect_new``.
-        diagnostics: filter specs and map rules that matched nothing, other warnings.
+        diagnostics: filter specs and map rules that matched nothing, failed guardrails,
+            other warnings.
         suggestions: {missing graph name: (checkpoint keys, best first)}.
         proposed_name_map: scope (or regex) entries that would fix many missing variables
             at once, checked by applying them to the checkpoint's keys, or {}.
+        skip_mismatched: whether shape / dtype mismatches are skipped (as asked).
     """
 
     checkpoint: str
@@ -84,20 +94,45 @@ class RestorePlan:
     proposed_name_map: Mapping[Any, str]
     unselected: Tuple[str, ...] = ()
     expected_new: Tuple[str, ...] = ()
+    superseded: Tuple[str, ...] = ()
+    reshaped: Tuple[Mismatch, ...] = ()
+    skip_mismatched: bool = False
     proposed_fixes: Mapping[Any, int] = dataclasses.field(default_factory=dict, repr=False)
     unused_targets: Mapping[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict, repr=False)
     graph_meta: Mapping[str, Meta] = dataclasses.field(default_factory=dict, repr=False, compare=False)
     checkpoint_meta: Mapping[str, Meta] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
+    def __hash__(self) -> int:
+        # The mapping fields are read-only views (unhashable); the tuples say it all.
+        return hash((self.checkpoint, self.restored, self.missing, self.unused, self.not_selected,
+                     self.superseded, self.shape_mismatches, self.dtype_mismatches, self.reshaped,
+                     self.initialized, self.diagnostics, self.skip_mismatched))
+
+    @property
+    def problems(self) -> Tuple[str, ...]:
+        """Why the plan is not ok, one short phrase each (empty when it is ok); the
+        sections of the report hold the details."""
+        found = []
+        if not self.restored:
+            found.append("nothing restored")
+        if self.missing:
+            found.append(f"{len(self.missing)} missing")
+        if self.mismatched and not self.skip_mismatched:
+            found.append(f"{len(self.mismatched)} mismatched")
+        unmatched = [d for d in self.diagnostics if d.kind.startswith("unmatched_")]
+        if unmatched:
+            found.append(f"{len(unmatched)} spec{'s' if len(unmatched) > 1 else ''}/rule"
+                         f"{'s' if len(unmatched) > 1 else ''} matched nothing")
+        found += [f"require {d.subject} failed" for d in self.diagnostics if d.kind == "require_failed"]
+        return tuple(found)
+
     @property
     def ok(self) -> bool:
-        """True when nothing is missing or mismatched and every guardrail holds."""
-        return not (
-            self.missing
-            or self.shape_mismatches
-            or self.dtype_mismatches
-            or any(d.kind == "require_failed" for d in self.diagnostics)
-        )
+        """True when at least one variable is restored, nothing selected is missing (expected
+        new aside), every mismatch is handled (skipped as asked or reshaped), every filter
+        spec and map rule matched something and every guardrail holds. Unused keys alone
+        do not make a plan not ok (``strict=True`` fails on them)."""
+        return not self.problems
 
     @property
     def mismatched(self) -> Tuple[str, ...]:
@@ -130,11 +165,31 @@ def _compatible(graph_shape: Shape, checkpoint_shape: Tuple[int, ...]) -> bool:
     )
 
 
+def _reshapable(graph_variable: GraphVariable, checkpoint_shape: Tuple[int, ...]) -> bool:
+    """What tf.compat.v1.train.Saver(reshape=True) restores: the same element count into a
+    fully defined, unpartitioned variable."""
+    shape = graph_variable.shape
+    if graph_variable.partitioned or shape is None or None in shape:
+        return False
+    return math.prod(shape) == math.prod(checkpoint_shape)
+
+
+def _scope_hint(source: str, target: str, names: Sequence[str]) -> str:
+    """A hint for an exact entry that was meant as a scope rule (``{"a": "b/a"}``)."""
+    if any(name.startswith(target.rstrip("/") + "/") for name in names) or any(
+        name.startswith(source + "/") for name in names
+    ):
+        return f" (to map a scope, end both sides with '/': {{{source + '/'!r}: {target + '/'!r}}})"
+    return ""
+
+
 def _check_rule_targets(name_map: NameMap, variables: Mapping[str, GraphVariable], graph: Any) -> None:
     unknown = name_map.unknown_exact_targets(list(variables))
     if unknown:
+        hints = "".join(sorted({_scope_hint(source, target, list(variables)) for source, target in unknown}))
+        listed = [f"{source!r} -> {target!r}" for source, target in unknown]
         raise NameMapError(
-            f"name_map names {len(unknown)} graph variable(s) that do not exist: {format_items(unknown)}; "
+            f"name_map names {len(unknown)} graph variable(s) that do not exist: {format_items(listed)}{hints}; "
             "fix the target names (see the graph's variables) or drop those entries"
         )
     if graph is None:
@@ -147,13 +202,15 @@ def _check_rule_targets(name_map: NameMap, variables: Mapping[str, GraphVariable
         )
 
 
-def _pair_keys(
-    keys: Sequence[str], name_map: NameMap, variables: Mapping[str, GraphVariable]
-) -> Tuple[Dict[str, str], Dict[str, Tuple[str, ...]], Dict[str, Rule]]:
-    """Which key feeds each graph variable; raises on rule collisions.
+class _Pairing(NamedTuple):
+    winners: Dict[str, str]  # graph name -> the key that feeds it
+    targets_of: Dict[str, Tuple[str, ...]]  # key -> the graph names it maps to
+    rule_of: Dict[str, Rule]  # key -> the rule applied (keys no rule touched are absent)
 
-    Returns (winner key per graph name, targets per key, the rule applied per key).
-    """
+
+def _pair_keys(keys: Sequence[str], name_map: NameMap, variables: Mapping[str, GraphVariable]) -> _Pairing:
+    """Which key feeds each graph variable. A key a rule mapped beats one that kept its
+    name (which is then superseded); two keys mapped by rules onto one variable collide."""
     claims: Dict[str, List[Tuple[str, Optional[Rule]]]] = defaultdict(list)
     targets_of: Dict[str, Tuple[str, ...]] = {}
     rule_of: Dict[str, Rule] = {}
@@ -170,9 +227,8 @@ def _pair_keys(
     for graph_name, claimants in claims.items():
         by_rule = [(key, rule) for key, rule in claimants if rule is not None]
         if len(by_rule) > 1:
-            collisions.append(
-                f"{graph_name!r} <- " + " and ".join(f"{key!r} ({rule.describe()})" for key, rule in sorted(by_rule, key=lambda c: c[0]))  # type: ignore[union-attr]
-            )
+            sources = " and ".join(f"{key!r} ({rule.describe()})" for key, rule in sorted(by_rule, key=lambda c: c[0]))  # type: ignore[union-attr]
+            collisions.append(f"{graph_name!r} <- {sources}")
             continue
         winners[graph_name] = by_rule[0][0] if by_rule else claimants[0][0]
     if collisions:
@@ -182,7 +238,7 @@ def _pair_keys(
             + (f" ... and {len(collisions) - 10} more" if len(collisions) > 10 else "")
             + "; make the rules more specific so each variable has one source"
         )
-    return winners, targets_of, rule_of
+    return _Pairing(winners, targets_of, rule_of)
 
 
 def _require_diagnostics(
@@ -209,6 +265,100 @@ def _require_diagnostics(
     return diagnostics
 
 
+def _rule_diagnostics(name_map: NameMap, pairing: _Pairing, unused: Sequence[str], keys: Sequence[str]) -> List[Diagnostic]:
+    """Rules that matched no key (likely a typo in the source), and rules that sent every
+    key they matched to names that are no variable (likely a typo in the target)."""
+    used_rules = {rule.index for rule in pairing.rule_of.values()}
+    diagnostics = [
+        Diagnostic(
+            "unmatched_rule",
+            rule.describe(),
+            f"name_map {rule.describe()} matched no checkpoint key"
+            + (_scope_hint(rule.source, rule.targets[0], keys) if rule.kind == "exact" else "")
+            + "; check it for a typo (perhaps you misspelled it?)",
+        )
+        for rule in name_map.rules
+        if rule.index not in used_rules and rule.kind != "var_list"
+    ]
+    dead_rules: Dict[str, int] = defaultdict(int)
+    for key in unused:
+        if key in pairing.rule_of:
+            dead_rules[pairing.rule_of[key].describe()] += 1
+    unused_keys = set(unused)
+    live_rules = {rule.describe() for key, rule in pairing.rule_of.items() if key not in unused_keys}
+    diagnostics += [
+        Diagnostic("rule_targets_missing", rule, f"name_map {rule} sent {_count(count, 'key')} to names that are "
+                   "no variable of the graph; check its target")
+        for rule, count in sorted(dead_rules.items())
+        if rule not in live_rules
+    ]
+    return diagnostics
+
+
+class _Sorted(NamedTuple):
+    """Every checkpoint key sorted into what the restore does with it."""
+
+    pairs: List[Tuple[str, GraphVariable]]
+    restored: List[Restore]
+    reshaped: List[Mismatch]
+    shape_mismatches: List[Mismatch]
+    dtype_mismatches: List[Mismatch]
+    unused: List[str]
+    not_selected: List[str]
+    superseded: List[str]
+    diagnostics: List[Diagnostic]
+
+
+def _sort_keys(
+    metadata: CheckpointMetadata,
+    keys: Sequence[str],
+    variables: Mapping[str, GraphVariable],
+    selection: Selection,
+    pairing: _Pairing,
+    reshape: bool,
+) -> _Sorted:
+    selected, expected_new = set(selection.selected), set(selection.expected_new)
+    result = _Sorted([], [], [], [], [], [], [], [], [])
+    for key in keys:
+        targets = pairing.targets_of[key]
+        won = [target for target in targets if pairing.winners.get(target) == key]
+        chosen = [target for target in won if target in selected]
+        if not won:
+            lost = any(target in pairing.winners for target in targets)
+            (result.superseded if lost else result.unused).append(key)
+        elif not chosen:
+            result.not_selected.append(key)
+        result.diagnostics.extend(
+            Diagnostic("expected_new_found", target, f"expect_new variable {target!r} IS in the checkpoint as "
+                       f"{key!r}; drop it from expect_new to restore it")
+            for target in won
+            if target in expected_new
+        )
+        key_shape, key_dtype = metadata.shapes[key], metadata.dtypes[key]
+        for target in chosen:
+            graph_variable = variables[target]
+            fits = _compatible(graph_variable.shape, key_shape)
+            if not fits and not (reshape and _reshapable(graph_variable, key_shape)):
+                result.shape_mismatches.append(Mismatch(key, target, key_shape, graph_variable.shape))
+            elif key_dtype != graph_variable.dtype:
+                result.dtype_mismatches.append(Mismatch(key, target, key_dtype, graph_variable.dtype))
+            else:
+                if not fits:
+                    result.reshaped.append(Mismatch(key, target, key_shape, graph_variable.shape))
+                result.restored.append(Restore(key, target, key_shape, key_dtype))
+                result.pairs.append((metadata.raw(key), graph_variable))
+    return result
+
+
+class PlanOptions(NamedTuple):
+    """The SmartSaver arguments a plan depends on besides the selection and the map."""
+
+    require: Tuple[Spec, ...] = ()
+    min_restored_fraction: float = 0.0
+    skip_mismatched: bool = False
+    reshape: bool = False
+
+
 def build_plan(
     metadata: CheckpointMetadata,
     variables: Mapping[str, GraphVariable],
@@ -216,8 +366,7 @@ def build_plan(
     name_map: NameMap,
     *,
     graph: Any = None,
-    require: Sequence[Spec] = (),
-    min_restored_fraction: float = 0.0,
+    options: PlanOptions = PlanOptions(),
 ) -> Tuple[RestorePlan, List[Tuple[str, GraphVariable]]]:
     """Pair checkpoint keys with graph variables and collect every problem at once.
 
@@ -227,7 +376,7 @@ def build_plan(
         selection: the selected / expected-new names and filter diagnostics.
         name_map: the compiled checkpoint -> graph rules.
         graph: the tf.Graph (None in eager mode), to reject foreign variable values.
-        require, min_restored_fraction: guardrails, reported as diagnostics.
+        options: guardrails (reported as diagnostics), skip_mismatched and reshape.
 
     Returns:
         (the plan, the (stored checkpoint key, GraphVariable) pairs to restore).
@@ -238,96 +387,44 @@ def build_plan(
     """
     _check_rule_targets(name_map, variables, graph)
     keys = sorted(metadata.shapes)
-    winners, targets_of, rule_of = _pair_keys(keys, name_map, variables)
-    used_rules = {rule.index for rule in rule_of.values()}
-    selected = set(selection.selected)
-    expected_new = set(selection.expected_new)
-
-    pairs: List[Tuple[str, GraphVariable]] = []
-    restored: List[Restore] = []
-    shape_mismatches: List[Mismatch] = []
-    dtype_mismatches: List[Mismatch] = []
-    unused: List[str] = []
-    not_selected: List[str] = []
-    diagnostics: List[Diagnostic] = list(selection.diagnostics)
-    for key in keys:
-        won = [target for target in targets_of[key] if winners.get(target) == key]
-        chosen = [target for target in won if target in selected]
-        if not won:
-            unused.append(key)
-        elif not chosen:
-            not_selected.append(key)
-        for target in won:
-            if target in expected_new:
-                diagnostics.append(
-                    Diagnostic(
-                        "expected_new_found",
-                        target,
-                        f"expect_new variable {target!r} IS in the checkpoint as {key!r}; "
-                        "drop it from expect_new to restore it",
-                    )
-                )
-        for target in chosen:
-            graph_variable = variables[target]
-            key_shape, key_dtype = metadata.shapes[key], metadata.dtypes[key]
-            if not _compatible(graph_variable.shape, key_shape):
-                shape_mismatches.append(Mismatch(key, target, key_shape, graph_variable.shape))
-            elif key_dtype != graph_variable.dtype:
-                dtype_mismatches.append(Mismatch(key, target, key_dtype, graph_variable.dtype))
-            else:
-                restored.append(Restore(key, target, key_shape, key_dtype))
-                pairs.append((metadata.raw(key), graph_variable))
-
-    restored_names = {record.graph_name for record in restored}
-    mismatched_names = {m.graph_name for m in shape_mismatches + dtype_mismatches}
+    pairing = _pair_keys(keys, name_map, variables)
+    found = _sort_keys(metadata, keys, variables, selection, pairing, options.reshape)
+    selected, expected_new = set(selection.selected), set(selection.expected_new)
+    restored_names = {record.graph_name for record in found.restored}
+    mismatched_names = {m.graph_name for m in found.shape_mismatches + found.dtype_mismatches}
     missing = sorted(name for name in selected if name not in restored_names and name not in mismatched_names)
-    initialized = sorted(set(missing) | mismatched_names | expected_new)
-    unselected = sorted(name for name in variables if name not in selected and name not in expected_new)
 
-    diagnostics += [
-        Diagnostic("unmatched_rule", rule.describe(), f"name_map {rule.describe()} matched no checkpoint key; "
-                   "check it for a typo (perhaps you misspelled it?)")
-        for rule in name_map.rules
-        if rule.index not in used_rules and rule.kind != "var_list"
-    ]
-    diagnostics += _require_diagnostics(require, min_restored_fraction, variables, restored_names)
-    # A rule that sent keys only to names that are no variable: its target is likely mistyped.
-    unused_targets = {key: targets_of[key] for key in unused if key in rule_of}
-    dead_rules: Dict[str, int] = defaultdict(int)
-    for key in unused_targets:
-        dead_rules[rule_of[key].describe()] += 1
-    live_rules = {rule_of[key].describe() for key in rule_of if key not in unused_targets}
-    diagnostics += [
-        Diagnostic("rule_targets_missing", rule, f"name_map {rule} sent {_count(count, 'key')} to names that are "
-                   "no variable of the graph; check its target")
-        for rule, count in sorted(dead_rules.items())
-        if rule not in live_rules
-    ]
+    diagnostics = list(selection.diagnostics) + found.diagnostics
+    diagnostics += _rule_diagnostics(name_map, pairing, found.unused, keys)
+    diagnostics += _require_diagnostics(options.require, options.min_restored_fraction, variables, restored_names)
 
     graph_meta = {name: (gv.shape, gv.dtype) for name, gv in variables.items()}
     checkpoint_meta = {key: (metadata.shapes[key], metadata.dtypes[key]) for key in keys}
-    unused_meta = {key: checkpoint_meta[key] for key in unused}
+    unused_meta = {key: checkpoint_meta[key] for key in found.unused}
     missing_meta = {name: graph_meta[name] for name in missing}
-    kept_keys = [r.checkpoint_key for r in restored if r.checkpoint_key == r.graph_name]
+    kept_keys = [r.checkpoint_key for r in found.restored if r.checkpoint_key == r.graph_name]
     suggestions = suggest(missing_meta, unused_meta)
     proposal, fixes = propose_name_map(missing_meta, unused_meta, kept_keys, suggestions)
     plan = RestorePlan(
         checkpoint=metadata.prefix,
-        restored=tuple(sorted(restored, key=lambda r: (r.graph_name, r.checkpoint_key))),
+        restored=tuple(sorted(found.restored, key=lambda r: (r.graph_name, r.checkpoint_key))),
         missing=tuple(missing),
-        unused=tuple(unused),
-        not_selected=tuple(not_selected),
-        shape_mismatches=tuple(sorted(shape_mismatches, key=lambda m: m.graph_name)),
-        dtype_mismatches=tuple(sorted(dtype_mismatches, key=lambda m: m.graph_name)),
-        initialized=tuple(initialized),
+        unused=tuple(found.unused),
+        not_selected=tuple(found.not_selected),
+        shape_mismatches=tuple(sorted(found.shape_mismatches, key=lambda m: m.graph_name)),
+        dtype_mismatches=tuple(sorted(found.dtype_mismatches, key=lambda m: m.graph_name)),
+        initialized=tuple(sorted(set(missing) | mismatched_names | expected_new)),
         diagnostics=tuple(diagnostics),
         suggestions=_frozen(suggestions),
         proposed_name_map=_frozen(proposal),
-        unselected=tuple(unselected),
-        unused_targets=_frozen(unused_targets),
+        unselected=tuple(sorted(name for name in variables if name not in selected and name not in expected_new)),
         expected_new=tuple(sorted(expected_new)),
+        superseded=tuple(found.superseded),
+        reshaped=tuple(sorted(found.reshaped, key=lambda m: m.graph_name)),
+        skip_mismatched=options.skip_mismatched,
         proposed_fixes=_frozen(fixes),
+        unused_targets=_frozen({key: pairing.targets_of[key] for key in found.unused if key in pairing.rule_of}),
         graph_meta=_frozen(graph_meta),
         checkpoint_meta=_frozen(checkpoint_meta),
     )
-    return plan, pairs
+    return plan, found.pairs

@@ -9,7 +9,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from partialsaver import _session
 from partialsaver._arguments import (
-    RESTORE_KWARGS,
     check_bool,
     check_fraction,
     check_save_arguments,
@@ -21,7 +20,7 @@ from partialsaver._reading import read_metadata
 from partialsaver.errors import CheckpointMismatchError, NameMapError, UsageError, format_items
 from partialsaver.mapping import NameMap, NameMapArg
 from partialsaver.names import GraphVariable, LazyVariables, collect_variables, graph_of, graph_variables, variable_name
-from partialsaver.plan import RestorePlan, build_plan
+from partialsaver.plan import PlanOptions, RestorePlan, build_plan
 from partialsaver.selection import SpecArg, normalize_specs, select
 
 _logger = logging.getLogger("partialsaver")
@@ -30,10 +29,14 @@ __all__ = ["SmartSaver"]
 
 
 def _log_plan(plan: RestorePlan) -> None:
-    """The report at INFO when all is well, at WARNING when something needs a look
-    (missing, mismatched, a diagnostic such as a filter that matched nothing, or nothing
-    restored at all)."""
-    quiet = plan.ok and not plan.diagnostics and plan.restored
+    """The report at INFO when all is well, at WARNING when something needs a look (the
+    plan is not ok, a mismatch is initialised instead of restored, or a diagnostic).
+
+    No handler is installed: a warning reaches stderr through Python's last-resort
+    handler in a script that configured no logging, and goes where the application's
+    logging configuration says otherwise.
+    """
+    quiet = plan.ok and not plan.diagnostics and not plan.mismatched
     _logger.log(logging.INFO if quiet else logging.WARNING, "%s", plan)
 
 
@@ -138,7 +141,7 @@ class SmartSaver:
         return pool, list(listed)
 
     def _plan(
-        self, checkpoint: Any, graph: Any
+        self, checkpoint: Any, graph: Any, skip_mismatched: Optional[bool] = None
     ) -> Tuple[RestorePlan, List[Tuple[str, GraphVariable]], Dict[str, GraphVariable]]:
         """(the plan, the (stored key, variable) pairs to restore, every known variable)."""
         metadata = read_metadata(checkpoint)
@@ -153,8 +156,12 @@ class SmartSaver:
             selection,
             self._name_map,
             graph=graph,
-            require=self._require,
-            min_restored_fraction=self._min_restored_fraction,
+            options=PlanOptions(
+                require=self._require,
+                min_restored_fraction=self._min_restored_fraction,
+                skip_mismatched=self._skip_mismatched if skip_mismatched is None else skip_mismatched,
+                reshape=bool(self._saver_kwargs.get("reshape", False)),
+            ),
         )
         return plan, pairs, variables
 
@@ -171,14 +178,14 @@ class SmartSaver:
         """
         return self._plan(checkpoint, self._graph(None, need_session=False))[0]
 
-    def _check(self, plan: RestorePlan, strict: bool, skip_mismatched: bool) -> None:
+    def _check(self, plan: RestorePlan, strict: bool) -> None:
+        """CheckpointMismatchError, before anything is touched, for what must not restore."""
         reasons = []
         mismatches = len(plan.shape_mismatches) + len(plan.dtype_mismatches)
-        if mismatches and not skip_mismatched:
-            reasons.append(f"{mismatches} shape/dtype mismatch(es) (pass skip_mismatched=True to initialise them instead)")
-        failed = [d for d in plan.diagnostics if d.kind == "require_failed"]
-        if failed:
-            reasons.append(f"{len(failed)} required spec(s) would restore too little")
+        if mismatches and not plan.skip_mismatched:
+            reasons.append(f"{mismatches} shape/dtype mismatch(es) {format_items(plan.mismatched, 5)} "
+                           "(pass skip_mismatched=True to initialise them instead)")
+        reasons += [d.message.split(";")[0] for d in plan.diagnostics if d.kind == "require_failed"]
         if strict:
             if plan.missing:
                 reasons.append(f"{len(plan.missing)} missing variable(s) {format_items(plan.missing, 5)} (strict=True)")
@@ -187,6 +194,8 @@ class SmartSaver:
             unmatched = [d.subject for d in plan.diagnostics if d.kind.startswith("unmatched_")]
             if unmatched:
                 reasons.append(f"{len(unmatched)} spec(s)/rule(s) matched nothing: {', '.join(unmatched[:5])} (strict=True)")
+            if not plan.restored:
+                reasons.append("no variable would be restored (strict=True)")
         if reasons:
             raise CheckpointMismatchError(
                 f"nothing was restored from {plan.checkpoint}: " + "; ".join(reasons) + "\n\n" + str(plan), plan
@@ -223,14 +232,15 @@ class SmartSaver:
         strict, skip_mismatched = self._flags(strict, skip_mismatched)
         check_bool("init_unrestored", init_unrestored)
         graph = self._graph(sess, need_session=True)
-        plan, pairs, variables = self._plan(checkpoint, graph)
+        plan, pairs, variables = self._plan(checkpoint, graph, skip_mismatched)
         _log_plan(plan)
-        self._check(plan, strict, skip_mismatched)
+        self._check(plan, strict)
+        reshaped = [record.graph_name for record in plan.reshaped]
         if graph is None:
-            _session.restore_eager(plan.checkpoint, pairs)
+            _session.restore_eager(plan.checkpoint, pairs, reshaped)
             return plan
         self._graph_ops(graph).restore_and_initialize(
-            sess, plan.checkpoint, pairs, variables.values(), initialize=init_unrestored
+            sess, plan.checkpoint, pairs, variables.values(), initialize=init_unrestored, reshaped=reshaped
         )
         return plan
 
@@ -261,18 +271,19 @@ class SmartSaver:
         graph = self._graph(None, need_session=False)
         if graph is None:
             raise UsageError("init_fn / scaffold are for graph mode; in eager mode call restore(None, checkpoint)")
-        plan, pairs, variables = self._plan(checkpoint, graph)
-        self._check(plan, strict, skip_mismatched)
+        plan, pairs, variables = self._plan(checkpoint, graph, skip_mismatched)
+        self._check(plan, strict)
         ops = self._graph_ops(graph)
         known = list(variables.values())
+        reshaped = [record.graph_name for record in plan.reshaped]
         if pairs:
-            ops.restore_ops(pairs)
+            ops.restore_op(pairs, reshaped)
         ops.init_check(pairs, known)
 
         def restore_pretrained(scaffold: Any, session: Any) -> None:
             del scaffold  # the Scaffold API passes it; everything needed was built above
             _log_plan(plan)
-            ops.restore_and_initialize(session, plan.checkpoint, pairs, known)
+            ops.restore_and_initialize(session, plan.checkpoint, pairs, known, reshaped=reshaped)
 
         return restore_pretrained
 
@@ -299,11 +310,11 @@ class SmartSaver:
     def _graph_ops(self, graph: Any) -> "_session.GraphOps":
         if graph is None:
             if self._eager_ops is None:
-                self._eager_ops = _session.GraphOps(None, self._saver_kwargs, RESTORE_KWARGS)
+                self._eager_ops = _session.GraphOps(None, self._saver_kwargs)
             return self._eager_ops
         ops = self._ops.get(graph)
         if ops is None:
-            ops = self._ops[graph] = _session.GraphOps(graph, self._saver_kwargs, RESTORE_KWARGS)
+            ops = self._ops[graph] = _session.GraphOps(graph, self._saver_kwargs)
         return ops
 
     def _save_keys(self, graph: Any) -> List[Tuple[str, GraphVariable]]:

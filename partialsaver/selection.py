@@ -3,6 +3,9 @@
 A spec's type decides how it matches a name:
 
 - ``str``: a scope, segment-aware (``"a/b"`` covers ``a/b`` and ``a/b/...``, never ``a/bc``);
+  a ``str`` holding ``*``, ``?`` or ``[`` is a glob matched against the whole name with
+  ``fnmatch.fnmatchcase`` (``"model/backbone/*"``); a trailing ``:0`` is stripped, since
+  variable names never carry it (``"learning_rate:0"`` is ``"learning_rate"``);
 - compiled ``re.Pattern``: ``pattern.search(name)``;
 - callable: ``fn(obj) -> bool`` where ``obj`` is the variable (graph / eager use) or the
   checkpoint key (offline tools).
@@ -10,6 +13,8 @@ A spec's type decides how it matches a name:
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import re
 from typing import Any, Callable, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -36,6 +41,9 @@ __all__ = [
     "Selection",
     "describe_spec",
     "in_scope",
+    "is_glob",
+    "scopes_of",
+    "strip_output_suffix",
     "matches",
     "normalize_specs",
     "select",
@@ -76,10 +84,26 @@ def in_scope(name: str, scope: str) -> bool:
     return name == scope or name.startswith(scope + "/")
 
 
+def strip_output_suffix(name: str) -> str:
+    """``"w:0"`` -> ``"w"``: a tensor name written where a variable name is meant."""
+    return name[:-2] if name.endswith(":0") else name
+
+
+def is_glob(spec: Spec) -> bool:
+    return isinstance(spec, str) and any(char in spec for char in "*?[")
+
+
+@functools.lru_cache(maxsize=256)
+def _glob_pattern(glob: str) -> "re.Pattern[str]":
+    return re.compile(fnmatch.translate(glob))
+
+
 def describe_spec(spec: Spec) -> str:
-    """A short human name for a spec: ``scope 'a/b'``, ``regex '^x'``, ``OPTIMIZER_SLOTS``."""
+    """A short human name for a spec: ``scope 'a/b'``, ``glob 'a/*'``, ``regex '^x'``, ``OPTIMIZER_SLOTS``."""
     if id(spec) in _PRESETS:
         return _PRESETS[id(spec)]
+    if is_glob(spec):
+        return f"glob {spec!r}"
     if isinstance(spec, str):
         return f"scope {spec!r}"
     if isinstance(spec, re.Pattern):
@@ -113,13 +137,13 @@ def normalize_specs(specs: SpecArg, argument: str) -> Tuple[Spec, ...]:
             f"{argument} holds {len(bad)} bad spec(s): {format_items(bad)}; "
             "each spec must be a non-empty scope string, a compiled re.Pattern or a callable"
         )
-    return tuple(specs)
+    return tuple(strip_output_suffix(spec) if isinstance(spec, str) else spec for spec in specs)
 
 
 def matches(spec: Spec, name: str, obj: Any) -> bool:
     """Whether ``spec`` matches the item named ``name`` (``obj`` is what callables see)."""
     if isinstance(spec, str):
-        return in_scope(name, spec)
+        return _glob_pattern(spec).match(name) is not None if is_glob(spec) else in_scope(name, spec)
     if isinstance(spec, re.Pattern):
         return spec.search(name) is not None
     try:
@@ -131,11 +155,30 @@ def matches(spec: Spec, name: str, obj: Any) -> bool:
         ) from error
 
 
-def _unmatched(kind: str, argument: str, spec: Spec, scope_of_search: str) -> Diagnostic:
+def scopes_of(names: Iterable[str]) -> List[str]:
+    """Every scope the names lie in, and the names themselves: what a scope spec could be."""
+    scopes = set()
+    for name in names:
+        segments = name.split("/")
+        scopes.update("/".join(segments[:end]) for end in range(1, len(segments) + 1))
+    return sorted(scopes)
+
+
+def _closest_scopes(spec: Spec, names: Sequence[str]) -> str:
+    if not isinstance(spec, str):
+        return ""
+    from partialsaver._suggest import close_names
+
+    literal = re.split(r"[*?\[]", spec, maxsplit=1)[0].rstrip("/") if is_glob(spec) else spec.rstrip("/")
+    near = close_names(literal, scopes_of(names), limit=3) if literal else []
+    return f" (closest: {format_items(near)})" if near else ""
+
+
+def _unmatched(kind: str, argument: str, spec: Spec, scope_of_search: str, names: Sequence[str]) -> Diagnostic:
     return Diagnostic(
         kind,
         describe_spec(spec),
-        f"{argument} {describe_spec(spec)} matched no {scope_of_search}; "
+        f"{argument} {describe_spec(spec)} matched no {scope_of_search}{_closest_scopes(spec, names)}; "
         "check it for a typo (perhaps you misspelled it?)",
     )
 
@@ -174,7 +217,7 @@ def select(
         kept_set = {name for found in hits.values() for name in found}
         kept = [name for name in all_names if name in kept_set]
         diagnostics += [
-            _unmatched("unmatched_include", "include", spec, noun)
+            _unmatched("unmatched_include", "include", spec, noun, all_names)
             for spec in include
             if not hits[id(spec)] and id(spec) not in _PRESETS
         ]
@@ -190,6 +233,7 @@ def select(
                 argument,
                 spec,
                 f"included {noun}" if argument == "exclude" and include else noun,
+                pool,
             )
             for spec in specs
             if not hits[id(spec)] and id(spec) not in _PRESETS

@@ -51,6 +51,17 @@ def save_values(directory: os.PathLike, values: Mapping[str, np.ndarray], *, fil
             return v1.train.Saver().save(sess, os.path.join(os.fspath(directory), filename), global_step=global_step)
 
 
+def save_tensors(prefix: str, values: Mapping[str, np.ndarray]) -> str:
+    """Write exactly ``values`` under exactly these keys with TensorFlow's SaveV2 kernel, for
+    keys no variable can be named (``fc/W:0``, as some old checkpoints store them)."""
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    names = sorted(values)
+    with tf.Graph().as_default(), v1.Session() as sess:
+        sess.run(tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                                   tensors=[tf.constant(values[name]) for name in names]))
+    return prefix
+
+
 @pytest.fixture
 def write_checkpoint(tmp_path) -> Callable[..., str]:
     """Factory: write_checkpoint({"name": value, ...}, subdir="ckpt") -> checkpoint prefix."""

@@ -75,6 +75,7 @@ def test_expect_new_is_new_not_missing_and_flagged_when_found(write_checkpoint, 
 EXPECTED_REPORT = """\
 RestorePlan for {checkpoint}
   3 of 6 selected variables restored, 2 missing, 1 mismatch, 2 unused keys, 1 variable outside the selection
+  not ok: 2 missing; 1 mismatched
 
 restored (3)
   model/conv1/b  (2,)     float32
@@ -121,7 +122,9 @@ def test_the_json_schema(write_checkpoint, graph):
     assert as_dict == {
         "checkpoint": checkpoint, "ok": False,
         "summary": "0 of 2 selected variables restored, 1 missing, 1 mismatch, 1 unused key, 1 diagnostic",
-        "restored": [], "missing": ["new"], "unused": ["old"], "not_selected": [],
+        "restored": [], "missing": ["new"], "unused": ["old"], "not_selected": [], "superseded": [],
+        "problems": ["nothing restored", "1 missing", "1 mismatched", "1 spec/rule matched nothing"],
+        "skip_mismatched": False, "reshaped": [],
         "shape_mismatches": [{"checkpoint_key": "w", "graph_name": "w", "checkpoint": [2, 2], "graph": [2, 3]}],
         "dtype_mismatches": [], "initialized": ["new", "w"], "unselected": [], "expected_new": [],
         "diagnostics": [{"kind": "unmatched_exclude", "subject": "scope 'zzz'",

@@ -54,7 +54,8 @@ def test_save_creates_the_parent_directory(renamed_graph, sess, tmp_path):
 
 def test_regex_rules_are_not_inverted_variables_keep_their_graph_names(graph, sess, tmp_path):
     """Documented: regex and callable rules cannot be inverted, so save() uses graph names;
-    restoring such a checkpoint with the same SmartSaver still works (no rule matches)."""
+    the same SmartSaver restores such a checkpoint (no rule matches), and says that its rule
+    matched nothing."""
     bias = v1.get_variable("l/bias", initializer=tf.constant([1.0]))
     saver = SmartSaver(name_map={re.compile(r"^(.*)/biases$"): r"\1/bias"})
     sess.run(v1.global_variables_initializer())
@@ -62,7 +63,8 @@ def test_regex_rules_are_not_inverted_variables_keep_their_graph_names(graph, se
     assert keys_of(path) == ["l/bias"]
     sess.run(bias.assign([0.0]))
     plan = saver.restore(sess, path)
-    assert plan.ok and sess.run(bias) == [1.0]
+    assert sess.run(bias) == [1.0] and [r.graph_name for r in plan.restored] == ["l/bias"]
+    assert not plan.ok and [d.kind for d in plan.diagnostics] == ["unmatched_rule"]
 
 
 def test_save_refuses_two_variables_under_one_key(graph, sess, tmp_path):
