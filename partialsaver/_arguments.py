@@ -66,6 +66,12 @@ def check_fraction(value: Any) -> None:
 def check_save_arguments(save_path: Any, global_step: Any) -> None:
     if not isinstance(save_path, (str, os.PathLike)) or not os.fspath(save_path):
         raise UsageError(f"save_path must be a non-empty str or os.PathLike, not {save_path!r}; e.g. 'train/model.ckpt'")
+    path = os.fspath(save_path)
+    # A prefix that is a directory would write "dir.index" next to it. (Only local paths
+    # can be asked: on object stores and ram:// every prefix of existing files is a "directory".)
+    if path.endswith(("/", os.sep)) or ("://" not in path and os.path.isdir(path)):
+        example = os.path.join(path, "model.ckpt")
+        raise UsageError(f"save_path {path!r} is a directory; pass a checkpoint prefix in it, e.g. {example!r}")
     if global_step is not None and (
         isinstance(global_step, bool) or not isinstance(global_step, (int, np.integer, tf.Tensor, tf.Variable))
     ):

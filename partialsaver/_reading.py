@@ -157,41 +157,47 @@ def resolve_checkpoint(path: "str | os.PathLike[str]") -> str:
     path = os.fspath(path)
     if not path:
         raise CheckpointNotFoundError("the checkpoint path is empty; pass a directory or a checkpoint prefix")
+    match = SUFFIX.match(path)  # "x.index" / "x.meta" / "x.data-00000-of-00001" name prefix "x"
+    prefix = match.group("prefix") if match else path
+    # The index first: on file systems without real directories (ram://, object stores)
+    # a prefix is also a "directory" of the files that start with it.
+    if tf.io.gfile.exists(prefix + ".index"):
+        _check_data_files(prefix)
+        return prefix
+    if posixpath.basename(path) == "checkpoint" and tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+        path = posixpath.dirname(path) or "."  # the state file itself: its directory's latest
     if tf.io.gfile.isdir(path):
-        if tf.io.gfile.exists(posixpath.join(path, "checkpoint")):
-            prefix = _from_state_file(path)
-        else:
-            found = _prefixes_in(path)
-            if found:
-                raise CheckpointNotFoundError(
-                    f"directory {path!r} has no 'checkpoint' state file, so its latest checkpoint "
-                    f"is unknown; pass one of the prefixes found there: {format_items(found)}"
-                )
-            raise CheckpointNotFoundError(
-                f"directory {path!r} holds no checkpoint ({_listing(path)}); "
-                "pass the directory a Saver wrote to, or a checkpoint prefix"
-            )
+        prefix = _from_directory(path)
+        _check_data_files(prefix)
+        return prefix
+    if match is None and tf.io.gfile.exists(path):
+        # A single file without an index: a V1 checkpoint, or not a checkpoint.
+        return path
+    parent = os.path.dirname(prefix) or "."
+    if not tf.io.gfile.isdir(parent):
+        where = f"the directory {parent!r} does not exist"
     else:
-        match = SUFFIX.match(path)
-        prefix = match.group("prefix") if match else path
-        if not tf.io.gfile.exists(prefix + ".index"):
-            if match is None and tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
-                # A single file without an index: a V1 checkpoint, or not a checkpoint.
-                return path
-            parent = os.path.dirname(prefix) or "."
-            if not tf.io.gfile.isdir(parent):
-                where = f"the directory {parent!r} does not exist"
-            else:
-                near = [p for p in _prefixes_in(parent)]
-                where = (
-                    f"prefixes in {parent!r}: {format_items(near)}" if near else f"in {parent!r} {_listing(parent)}"
-                )
-            raise CheckpointNotFoundError(
-                f"no checkpoint at {path!r} ({prefix + '.index'!r} does not exist); {where}. "
-                "Pass a checkpoint directory or prefix (the path without .index / .data-*)"
-            )
-    _check_data_files(prefix)
-    return prefix
+        near = _prefixes_in(parent)
+        where = f"prefixes in {parent!r}: {format_items(near)}" if near else f"in {parent!r} {_listing(parent)}"
+    raise CheckpointNotFoundError(
+        f"no checkpoint at {path!r} ({prefix + '.index'!r} does not exist); {where}. "
+        "Pass a checkpoint directory or prefix (the path without .index / .data-*)"
+    )
+
+
+def _from_directory(path: str) -> str:
+    if tf.io.gfile.exists(posixpath.join(path, "checkpoint")):
+        return _from_state_file(path)
+    found = _prefixes_in(path)
+    if found:
+        raise CheckpointNotFoundError(
+            f"directory {path!r} has no 'checkpoint' state file, so its latest checkpoint "
+            f"is unknown; pass one of the prefixes found there: {format_items(found)}"
+        )
+    raise CheckpointNotFoundError(
+        f"directory {path!r} holds no checkpoint ({_listing(path)}); "
+        "pass the directory a Saver wrote to, or a checkpoint prefix"
+    )
 
 
 def readable_key(key: str) -> str:

@@ -6,6 +6,8 @@ Text and HTML render the same sections, built once by ``_sections``.
 from __future__ import annotations
 
 import html
+import re
+import shlex
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
@@ -18,7 +20,7 @@ MAX_LINES = 12  # rows per section; longer sections are grouped by scope, then c
 WIDTH = 80  # the text report fits a terminal of this many columns where names allow
 _NAME_CAP = 44
 
-__all__ = ["render_html", "render_text", "summary_line", "to_dict"]
+__all__ = ["fix_lines", "fix_options", "render_html", "render_text", "summary_line", "to_dict"]
 
 
 class _Row(NamedTuple):
@@ -174,8 +176,16 @@ def _name_map_lines(entries: Sequence[Tuple[Any, str, str]]) -> List[str]:
     return lines + ["}"]
 
 
-def fix_lines(plan: "RestorePlan") -> List[str]:
-    """Arguments that would fix the plan, as code to paste."""
+class _Fix(NamedTuple):
+    """What would fix a plan: name_map entries (entry, target, comment), how many more
+    exact suggestions were left out, and the mismatched variables (when not skipped)."""
+
+    entries: List[Tuple[Any, str, str]]
+    more: int
+    mismatched: List[str]
+
+
+def _fix(plan: "RestorePlan") -> _Fix:
     entries: List[Tuple[Any, str, str]] = []
     covered: set = set()
     if plan.proposed_name_map:
@@ -192,15 +202,38 @@ def fix_lines(plan: "RestorePlan") -> List[str]:
         for name, keys in sorted(plan.suggestions.items())
         if name not in covered and plan.checkpoint_meta.get(keys[0]) == plan.graph_meta.get(name)
     ]
-    entries += exact[:10]
-    lines = _name_map_lines(entries) if entries else []
-    if len(exact) > 10:
-        lines.append(f"# ... and {len(exact) - 10} more suggestions above")
-    if (plan.shape_mismatches or plan.dtype_mismatches) and not plan.skip_mismatched:
-        mismatched = list(plan.mismatched)
-        more = f"  # ... and {len(mismatched) - 10} more" if len(mismatched) > 10 else ""
+    handled = plan.skip_mismatched or not (plan.shape_mismatches or plan.dtype_mismatches)
+    return _Fix(entries + exact[:10], max(0, len(exact) - 10), [] if handled else list(plan.mismatched))
+
+
+def fix_lines(plan: "RestorePlan") -> List[str]:
+    """Arguments that would fix the plan, as Python to paste."""
+    fix = _fix(plan)
+    lines = _name_map_lines(fix.entries) if fix.entries else []
+    if fix.more:
+        lines.append(f"# ... and {fix.more} more suggestions above")
+    if fix.mismatched:
+        more = f"  # ... and {len(fix.mismatched) - 10} more" if len(fix.mismatched) > 10 else ""
         lines.append("skip_mismatched=True  # initialise the mismatched variables instead")
-        lines.append(f"exclude={mismatched[:10]!r}  # or leave them out of the restore{more}")
+        lines.append(f"exclude={fix.mismatched[:10]!r}  # or leave them out of the restore{more}")
+    return lines
+
+
+def fix_options(plan: "RestorePlan") -> List[str]:
+    """The same fix as ``partialsaver plan`` options to add, quoted for a POSIX shell."""
+    fix = _fix(plan)
+    lines = []
+    for entry, target, comment in fix.entries:
+        option = "--regex-map" if isinstance(entry, re.Pattern) else "--map"
+        source = entry.pattern if isinstance(entry, re.Pattern) else entry
+        lines.append(f"{option} {shlex.quote(f'{source}={target}')}" + (f"  # {comment}" if comment else ""))
+    if fix.more:
+        lines.append(f"# ... and {fix.more} more suggestions above")
+    if fix.mismatched:
+        excludes = " ".join(f"--exclude {shlex.quote(name)}" for name in fix.mismatched[:10])
+        more = f"  # ... and {len(fix.mismatched) - 10} more" if len(fix.mismatched) > 10 else ""
+        lines.append("--skip-mismatched  # initialise the mismatched variables instead")
+        lines.append(f"{excludes}  # or leave them out of the restore{more}")
     return lines
 
 
@@ -219,7 +252,8 @@ def _text_rows(section: _Section) -> List[str]:
     return lines
 
 
-def render_text(plan: "RestorePlan") -> str:
+def render_text(plan: "RestorePlan", cli: bool = False) -> str:
+    """The report; ``cli=True`` writes the fix as ``partialsaver plan`` options."""
     lines = [f"RestorePlan for {plan.checkpoint}", f"  {summary_line(plan)}"]
     if not plan.ok:
         lines.append(f"  not ok: {'; '.join(plan.problems)}")
@@ -227,9 +261,9 @@ def render_text(plan: "RestorePlan") -> str:
     for section in _sections(plan):
         lines.append(f"{section.title} ({section.total})")
         lines += _text_rows(section)
-    fixes = fix_lines(plan)
+    fixes = fix_options(plan) if cli else fix_lines(plan)
     if fixes:
-        lines.append("to fix, pass:")
+        lines.append("to fix, add:" if cli else "to fix, pass:")
         lines += [f"  {line}" for line in fixes]
     return "\n".join(lines).rstrip() + "\n"
 

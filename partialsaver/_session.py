@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Sequence, Set, Tuple
 
 from partialsaver._check import NO_CHECK, InitCheck, build_check, refuse_fed_initializers
 from partialsaver._reading import CheckpointReader, meaningful_line
 from partialsaver._restore_graph import build_restore
+from partialsaver._logs import quiet_tensorflow_logs
 from partialsaver._tf import tf, v1
 from partialsaver.errors import (
     CheckpointMismatchError,
@@ -81,6 +83,8 @@ class GraphOps:
         self._checks: Dict[Tuple, InitCheck] = {}
         self._savers: Dict[Tuple, Any] = {}
         self._last_saver: Any = None
+        # Two threads restoring or saving at once must not build the same ops twice.
+        self._lock = threading.RLock()
 
     def _build(self, build: Callable[[], Any]) -> Any:
         try:
@@ -98,9 +102,10 @@ class GraphOps:
     def restore_op(self, pairs: Pairs, reshaped: Sequence[str] = ()) -> Tuple[str, str]:
         """(restore op name, filename placeholder name) for these pairs, built once."""
         signature = (tuple((key, gv.name) for key, gv in pairs), tuple(sorted(reshaped)))
-        if signature not in self._restore:
-            self._restore[signature] = self._build(lambda: build_restore(pairs, reshaped))
-        return self._restore[signature]
+        with self._lock:
+            if signature not in self._restore:
+                self._restore[signature] = self._build(lambda: build_restore(pairs, reshaped))
+            return self._restore[signature]
 
     def init_check(self, pairs: Pairs, known: Iterable[GraphVariable] = ()) -> InitCheck:
         """Which variables this restore does not set are initialised already: one op over
@@ -119,9 +124,10 @@ class GraphOps:
                     seen.add(id(part))
                     parts.append(part)
         signature = tuple(part.name for part in parts)
-        if signature not in self._checks:
-            self._checks[signature] = self._build(lambda: build_check(parts))
-        return self._checks[signature]
+        with self._lock:
+            if signature not in self._checks:
+                self._checks[signature] = self._build(lambda: build_check(parts))
+            return self._checks[signature]
 
     def restore_and_initialize(
         self,
@@ -172,11 +178,7 @@ class GraphOps:
                 ) from error
         return len(uninitialized)
 
-    def save(self, sess: Any, save_path: str, pairs: Pairs, global_step: Any, save_kwargs: Mapping[str, Any]) -> str:
-        """Save the pairs (checkpoint key, variable) with a Saver cached per signature."""
-        unknown = sorted(set(save_kwargs) - _SAVE_KWARGS)
-        if unknown:
-            raise UsageError(f"save() got unknown keyword argument(s) {unknown}; known: {sorted(_SAVE_KWARGS)}")
+    def _saver_for(self, pairs: Pairs) -> Any:
         signature = tuple((key, gv.name) for key, gv in pairs)
         saver = self._savers.get(signature)
         if saver is None:
@@ -184,19 +186,31 @@ class GraphOps:
             if self.graph is not None:
                 saver = self._build(lambda: v1.train.Saver(var_list=var_list, **self._saver_kwargs))
             else:
-                with _quiet_tensorflow_logs():  # "Saver is deprecated" does not apply to explicit names
+                with quiet_tensorflow_logs():  # "Saver is deprecated" does not apply to explicit names
                     saver = v1.train.Saver(var_list=var_list, **self._saver_kwargs)
             if self._last_saver is not None:
                 # Keep max_to_keep bookkeeping when the variable set changed between saves.
                 saver.set_last_checkpoints_with_time(self._last_saver.last_checkpoints_with_time)
             self._savers[signature] = saver
         self._last_saver = saver
+        return saver
+
+    def save(self, sess: Any, save_path: str, pairs: Pairs, global_step: Any, save_kwargs: Mapping[str, Any]) -> str:
+        """Save the pairs (checkpoint key, variable) with a Saver cached per signature."""
+        unknown = sorted(set(save_kwargs) - _SAVE_KWARGS)
+        if unknown:
+            raise UsageError(f"save() got unknown keyword argument(s) {unknown}; known: {sorted(_SAVE_KWARGS)}")
+        with self._lock:
+            saver = self._saver_for(pairs)
         parent = os.path.dirname(save_path)
         try:
             if parent:
                 tf.io.gfile.makedirs(parent)
             remove_stale_tempstate(save_path)
-            with _quiet_tensorflow_logs():  # TF's Saver logs deprecations of its own internals on cleanup
+            # The graph as default: a thread that never entered it is in eager mode, and
+            # tf.compat.v1.train.Saver.save would then build eager ops for graph tensors.
+            in_graph = self.graph.as_default() if self.graph is not None else contextlib.nullcontext()
+            with in_graph, quiet_tensorflow_logs():  # TF's Saver logs deprecations of its internals
                 return saver.save(sess, save_path, global_step=global_step, **save_kwargs)
         except tf.errors.FailedPreconditionError as error:
             raise UsageError(
@@ -207,10 +221,12 @@ class GraphOps:
             raise UsageError(
                 f"cannot write the checkpoint {save_path!r}: permission denied; pass a save_path in a writable directory"
             ) from error
-        except (tf.errors.OpError, OSError, ValueError) as error:
+        except ValueError as error:  # tf.compat.v1.train.Saver's own argument checks
+            raise UsageError(f"cannot save {save_path!r}: {meaningful_line(error)}") from error
+        except (tf.errors.OpError, OSError) as error:
             raise PartialSaverError(
                 f"writing the checkpoint {save_path!r} failed ({type(error).__name__}: {meaningful_line(error)}); "
-                "check free disk space and the path"
+                "check free disk space and the path: the previous checkpoints are unchanged"
             ) from error
 
 
@@ -230,17 +246,6 @@ def remove_stale_tempstate(save_path: str) -> None:
         if entry.startswith(name) and ".tempstate" in entry and now - os.path.getmtime(path) > STALE_TEMPSTATE_SECONDS:
             _logger.info("removing %s left by an interrupted save", path)
             os.remove(path)
-
-
-@contextlib.contextmanager
-def _quiet_tensorflow_logs() -> Iterator[None]:
-    tf_logger = tf.get_logger()
-    level = tf_logger.level
-    tf_logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        tf_logger.setLevel(level)
 
 
 def restore_eager(prefix: str, pairs: Pairs, reshaped: Sequence[str] = ()) -> None:

@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
-# The CLI (console script `partialsaver`, or `python -m partialsaver`, during whose start
-# sys.argv[0] is "-m") keeps TensorFlow's C++ start-up chatter off the terminal. As a
-# library partialsaver never touches the environment.
-if os.path.basename(sys.argv[0] if sys.argv else "") in ("partialsaver", "-m"):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 _INSTALL_HINT = (
     "partialsaver needs TensorFlow >= 2.13, which is not installed in this Python "
     "environment. Install it with the extra that matches your build: "
@@ -23,7 +14,7 @@ except ImportError as import_error:  # pragma: no cover - exercised in a subproc
     raise ImportError(_INSTALL_HINT) from import_error
 
 # Private, but the only way to hand a callable filter "the one PartitionedVariable"
-# (DESIGN section 3): tf.compat.v1 does not export the class.
+# (see selection.py): tf.compat.v1 does not export the class.
 try:
     from tensorflow.python.ops.variables import PartitionedVariable
 except ImportError:  # pragma: no cover - a future TensorFlow that moved it

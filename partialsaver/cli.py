@@ -1,21 +1,27 @@
 """``partialsaver list | show | plan | rename | diff``: the library from a shell.
 
 Exit codes: 0 fine, 1 problems found (``plan`` not ok, ``diff`` with differences,
-``rename`` whose map changes nothing), 2 bad input. Errors are one line on stderr.
+``rename`` whose map changes nothing, a filter that matched nothing), 2 bad input. Errors
+are one line on stderr. Only ``plan`` imports TensorFlow.
+
+Filters take scopes, globs (``'model/*/kernel'``) and the presets ``@optimizer`` and
+``@global_step``; ``--map OLD=NEW`` is an exact entry (``OLD/=NEW/`` a scope entry) and
+``--regex-map PATTERN=TEMPLATE`` a regex entry.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import re
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from partialsaver._tf import tf, v1
 from partialsaver.checkpoint import (
     diff_checkpoints,
     list_variables,
@@ -25,10 +31,10 @@ from partialsaver.checkpoint import (
     rename_variables,
 )
 from partialsaver.errors import NameMapError, PartialSaverError, UsageError
-from partialsaver.saver import SmartSaver
-from partialsaver.selection import select
+from partialsaver.selection import GLOBAL_STEP, OPTIMIZER_SLOTS, Spec, normalize_specs, select
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
+PRESETS = {"@optimizer": OPTIMIZER_SLOTS, "@global_step": GLOBAL_STEP}
 
 __all__ = ["main"]
 
@@ -55,16 +61,31 @@ def _shape(shape: Sequence[int]) -> str:
     return "(" + ", ".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
 
 
-def _parse_map(entries: Sequence[str], regex: bool) -> Dict[Any, str]:
-    """``OLD=NEW`` strings -> a name_map (``OLD/=NEW/`` is a scope rule; --regex compiles OLD)."""
+def _specs(values: Optional[Sequence[str]], option: str) -> "tuple[Spec, ...]":
+    """Filter options -> specs: scopes, globs, and the presets @optimizer / @global_step."""
+    specs: List[Spec] = []
+    for value in values or ():
+        if value.startswith("@"):
+            if value not in PRESETS:
+                raise UsageError(f"{option} {value}: unknown preset; the presets are {', '.join(sorted(PRESETS))}")
+            specs.append(PRESETS[value])
+        else:
+            specs.append(value)
+    return normalize_specs(specs, option.lstrip("-").replace("-", "_"))
+
+
+def _parse_map(entries: Sequence[str], regex: bool, regex_entries: Sequence[str] = ()) -> Dict[Any, str]:
+    """``OLD=NEW`` strings -> a name_map (``OLD/=NEW/`` is a scope rule; ``regex_entries``
+    and, with --regex, every entry compile OLD as a regex)."""
     name_map: Dict[Any, str] = {}
     bad: List[str] = []
-    for entry in entries:
+    tagged = [(entry, regex, "--map") for entry in entries] + [(entry, True, "--regex-map") for entry in regex_entries]
+    for entry, is_regex, option in tagged:
         # A regex may itself hold "=" ((?=...)), a template rarely does: split at the last one.
-        old, sep, new = entry.rpartition("=") if regex else entry.partition("=")
+        old, sep, new = entry.rpartition("=") if is_regex else entry.partition("=")
         if not sep or not old or not new:
-            raise UsageError(f"--map {entry!r} is not OLD=NEW (e.g. --map v3=v3_x or --map old_scope/=new_scope/)")
-        if regex:
+            raise UsageError(f"{option} {entry!r} is not OLD=NEW (e.g. --map v3=v3_x or --map old_scope/=new_scope/)")
+        if is_regex:
             try:
                 name_map[re.compile(old)] = new
             except re.error as error:
@@ -80,9 +101,18 @@ def _print_json(payload: Any) -> None:
     print(json.dumps(payload, indent=2, sort_keys=True))
 
 
+def _warn_unmatched(diagnostics: Sequence[Any]) -> bool:
+    """Print filter specs that matched nothing; True when there were any."""
+    for diagnostic in diagnostics:
+        print(f"partialsaver: warning: {diagnostic.message}", file=sys.stderr)
+    return bool(diagnostics)
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     infos = list_variables(args.checkpoint)
-    kept = set(select([i.name for i in infos], args.include or (), args.exclude or (), noun="checkpoint key").selected)
+    selection = select([i.name for i in infos], _specs(args.include, "--include"), _specs(args.exclude, "--exclude"),
+                       noun="checkpoint key")
+    kept = set(selection.selected)
     infos = [info for info in infos if info.name in kept]
     total = sum(info.nbytes or 0 for info in infos)
     if args.json:
@@ -92,14 +122,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
             "total_variables": len(infos),
             "total_bytes": total,
         })
-        return EXIT_OK
-    width = max([len(info.name) for info in infos] + [4])
-    shape_width = max([len(_shape(info.shape)) for info in infos] + [5])
-    print(f"{'name':<{width}}  {'shape':<{shape_width}}  {'dtype':<9}  size")
-    for info in infos:
-        print(f"{info.name:<{width}}  {_shape(info.shape):<{shape_width}}  {info.dtype:<9}  {_human(info.nbytes)}")
-    print(f"{len(infos)} variable{'s' if len(infos) != 1 else ''}, {_human(total)}")
-    return EXIT_OK
+    else:
+        width = max([len(info.name) for info in infos] + [4])
+        shape_width = max([len(_shape(info.shape)) for info in infos] + [5])
+        print(f"{'name':<{width}}  {'shape':<{shape_width}}  {'dtype':<9}  size")
+        for info in infos:
+            print(f"{info.name:<{width}}  {_shape(info.shape):<{shape_width}}  {info.dtype:<9}  {_human(info.nbytes)}")
+        print(f"{len(infos)} variable{'s' if len(infos) != 1 else ''}, {_human(total)}")
+    return EXIT_PROBLEMS if _warn_unmatched(selection.diagnostics) else EXIT_OK
 
 
 def _stats(value: np.ndarray) -> str:
@@ -114,18 +144,29 @@ def _stats(value: np.ndarray) -> str:
     return "  ".join(parts)
 
 
+def _preview(value: np.ndarray, count: int) -> str:
+    """The whole value when it has at most ``count`` elements, else its first ``count``
+    elements in storage (row-major) order."""
+    with np.printoptions(threshold=sys.maxsize, precision=6, linewidth=100):
+        if value.size <= count:
+            return str(value)
+        head = value.reshape(-1)[:count]
+        return f"first {count} of {value.size} elements (row-major):\n{head}"
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     value = load_variable(args.checkpoint, args.name)
     metadata = read_metadata(args.checkpoint)
     readable = {metadata.raw(key): key for key in metadata.shapes}.get(args.name, args.name)
-    info = next(i for i in list_variables(args.checkpoint) if i.name == readable)
-    print(f"name:  {info.name}")
-    print(f"shape: {_shape(info.shape)}   dtype: {info.dtype}   size: {_human(info.nbytes)}")
+    info = next((i for i in list_variables(args.checkpoint) if i.name == readable), None)
+    shape = info.shape if info is not None else value.shape
+    dtype = info.dtype if info is not None else str(value.dtype)
+    print(f"name:  {readable}")
+    print(f"shape: {_shape(shape)}   dtype: {dtype}   size: {_human(info.nbytes if info is not None else None)}")
     stats = _stats(value)
     if stats:
         print(f"stats: {stats}")
-    with np.printoptions(threshold=args.preview, edgeitems=3, precision=6, linewidth=100):
-        print(value)
+    print(_preview(value, args.preview))
     return EXIT_OK
 
 
@@ -138,19 +179,45 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK if diff.same else EXIT_PROBLEMS
 
 
+_NOT_META = (".index", ".data-", ".ckpt")
+
+
+def _import_meta_graph(path: str) -> None:
+    """Import a .meta file into the default graph, or one line saying what to pass."""
+    from google.protobuf.message import DecodeError
+
+    from partialsaver._tf import tf, v1
+
+    hint = "pass the .meta file a Saver wrote next to the checkpoint (PREFIX.meta)"
+    name = os.path.basename(path)
+    if any(marker in name for marker in _NOT_META) and not name.endswith(".meta"):
+        raise UsageError(f"--meta {path!r} is a checkpoint file, not a graph; {hint}")
+    try:
+        v1.train.import_meta_graph(path, clear_devices=True)
+    except (OSError, tf.errors.OpError, ValueError, KeyError, UnicodeDecodeError, DecodeError) as error:
+        first = str(error).splitlines()[0] if str(error) else ""
+        raise UsageError(f"cannot import the meta graph {path!r} ({type(error).__name__}: {first[:200]}); {hint}") from error
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
-    name_map = _parse_map(args.map or [], args.regex) or None
-    with tf.Graph().as_default():
-        try:
-            v1.train.import_meta_graph(args.meta, clear_devices=True)
-        except (OSError, tf.errors.OpError, ValueError, KeyError) as error:
-            raise UsageError(f"cannot import the meta graph {args.meta!r} ({type(error).__name__}: "
-                             f"{str(error).splitlines()[0] if str(error) else ''}); pass the .meta file a Saver wrote") from error
-        plan = SmartSaver(include=args.include, exclude=args.exclude, name_map=name_map).plan(args.checkpoint)
+    from partialsaver import _report
+    from partialsaver._logs import quiet_tensorflow_logs
+    from partialsaver._tf import tf
+    from partialsaver.saver import SmartSaver
+
+    name_map = _parse_map(args.map or [], args.regex, args.regex_map or []) or None
+    with tf.Graph().as_default(), quiet_tensorflow_logs():
+        _import_meta_graph(args.meta)
+        saver = SmartSaver(include=_specs(args.include, "--include") or None,
+                           exclude=_specs(args.exclude, "--exclude") or None, name_map=name_map,
+                           expect_new=_specs(args.expect_new, "--expect-new") or None,
+                           require=_specs(args.require, "--require") or None,
+                           skip_mismatched=args.skip_mismatched)
+        plan = saver.plan(args.checkpoint)
     if args.json:
-        _print_json(plan.to_dict())
+        _print_json(dict(plan.to_dict(), fix_cli=_report.fix_options(plan)))
     else:
-        print(plan, end="")
+        print(_report.render_text(plan, cli=True), end="")
     return EXIT_OK if plan.ok else EXIT_PROBLEMS
 
 
@@ -171,10 +238,10 @@ def _progress_bar(enabled: bool) -> "tuple[Optional[Callable[[int, int], None]],
 
 
 def _cmd_rename(args: argparse.Namespace) -> int:
-    name_map = _parse_map(args.map or [], args.regex) or None
-    plan = plan_rename(args.src, name_map, include=args.include, exclude=args.exclude)
-    for diagnostic in plan.diagnostics:
-        print(f"warning: {diagnostic.message}", file=sys.stderr)
+    name_map = _parse_map(args.map or [], args.regex, args.regex_map or []) or None
+    include, exclude = _specs(args.include, "--include") or None, _specs(args.exclude, "--exclude") or None
+    plan = plan_rename(args.src, name_map, include=include, exclude=exclude)
+    _warn_unmatched(plan.diagnostics)
     if not plan.changes_anything:
         print(f"partialsaver: the map renames nothing in {plan.source} and no key is filtered out; "
               "check the names with `partialsaver list`", file=sys.stderr)
@@ -190,7 +257,7 @@ def _cmd_rename(args: argparse.Namespace) -> int:
         return EXIT_OK
     update, close = _progress_bar(not args.quiet)
     try:
-        renames = rename_variables(args.src, args.dst, name_map, include=args.include, exclude=args.exclude,
+        renames = rename_variables(args.src, args.dst, name_map, include=include, exclude=exclude,
                                    overwrite=args.overwrite, memory_budget=int(args.memory_budget * 2**20),
                                    progress=update)
     finally:
@@ -210,42 +277,60 @@ def _positive_megabytes(text: str) -> float:
     return value
 
 
+_FILTER_HELP = "scope, glob ('a/*/w') or preset (@optimizer, @global_step); repeatable"
+
+
+def _add_filters(command: argparse.ArgumentParser, verb: str) -> None:
+    command.add_argument("--include", action="append", metavar="SPEC", help=f"only {verb} these: {_FILTER_HELP}")
+    command.add_argument("--exclude", action="append", metavar="SPEC", help=f"do not {verb} these: {_FILTER_HELP}")
+
+
+def _add_maps(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--map", action="append", metavar="OLD=NEW",
+                         help="checkpoint name -> new name (OLD/=NEW/: a scope); repeatable")
+    command.add_argument("--regex-map", action="append", metavar="PATTERN=TEMPLATE",
+                         help="regex entry: re.sub(PATTERN, TEMPLATE, name), e.g. '^(.*)/weights$=\\1/kernel'")
+    command.add_argument("--regex", action="store_true", help="read every --map OLD as a regex (like --regex-map)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="partialsaver", description="Inspect, plan, rename and diff TensorFlow checkpoints.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     listing = commands.add_parser("list", help="variables of a checkpoint: name, shape, dtype, size")
     listing.add_argument("checkpoint", help="checkpoint directory, prefix or file")
-    listing.add_argument("--include", action="append", help="only this scope (repeatable)")
-    listing.add_argument("--exclude", action="append", help="leave out this scope (repeatable)")
+    _add_filters(listing, "list")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(run=_cmd_list)
 
     show = commands.add_parser("show", help="one variable: shape, dtype, stats and a preview")
     show.add_argument("checkpoint")
     show.add_argument("name")
-    show.add_argument("--preview", type=int, default=24, help="elements shown before eliding (default 24)")
+    show.add_argument("--preview", type=_positive_count, default=24, metavar="N",
+                      help="print the whole value when it has at most N elements, else its first N (default 24)")
     show.set_defaults(run=_cmd_show)
 
-    plan = commands.add_parser("plan", help="what SmartSaver would restore into a saved graph")
+    plan = commands.add_parser("plan", help="what SmartSaver would restore into a saved graph (imports TensorFlow)")
     plan.add_argument("checkpoint")
     plan.add_argument("--meta", required=True, help="the graph's .meta file (tf.compat.v1.train.export_meta_graph)")
-    plan.add_argument("--include", action="append", help="scope to restore (repeatable)")
-    plan.add_argument("--exclude", action="append", help="scope to leave out (repeatable)")
-    plan.add_argument("--map", action="append", metavar="OLD=NEW", help="checkpoint -> graph name (OLD/=NEW/: scope)")
-    plan.add_argument("--regex", action="store_true", help="OLD in --map is a regular expression, NEW a template")
+    _add_filters(plan, "restore")
+    _add_maps(plan)
+    plan.add_argument("--expect-new", action="append", metavar="SPEC",
+                      help="new variables: never restored, reported as new rather than missing; repeatable")
+    plan.add_argument("--require", action="append", metavar="SPEC",
+                      help="fail unless this spec restores at least one variable; repeatable")
+    plan.add_argument("--skip-mismatched", action="store_true",
+                      help="initialise variables whose shape or dtype differs instead of failing")
     plan.add_argument("--json", action="store_true")
     plan.set_defaults(run=_cmd_plan)
 
     rename = commands.add_parser("rename", help="write a renamed copy of a checkpoint (streamed, atomic)")
     rename.add_argument("src")
-    rename.add_argument("dst", help="prefix to write (its directory must exist)")
-    rename.add_argument("--map", action="append", metavar="OLD=NEW", help="rename (OLD/=NEW/: scope; repeatable)")
-    rename.add_argument("--regex", action="store_true", help="OLD in --map is a regular expression, NEW a template")
-    rename.add_argument("--include", action="append", help="only write this scope (repeatable)")
-    rename.add_argument("--exclude", action="append", help="do not write this scope (repeatable)")
+    rename.add_argument("dst", help="prefix to write (its directory is created), or an existing directory")
+    _add_maps(rename)
+    _add_filters(rename, "write")
     rename.add_argument("--dry-run", action="store_true", help="print the renames, write nothing")
-    rename.add_argument("--overwrite", action="store_true", help="replace dst if it exists")
+    rename.add_argument("--overwrite", action="store_true", help="replace dst if it exists (dst may be src)")
     rename.add_argument("--memory-budget", type=_positive_megabytes, default=256, metavar="MB",
                         help="tensor bytes in memory (default 256)")
     rename.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -260,12 +345,35 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of elements")
+    return value
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow_start() -> Iterator[None]:
+    """TensorFlow's C++ start-up chatter stays off the terminal while a command runs, and
+    the environment is left as it was found (the CLI may be called as a function)."""
+    was_set = "TF_CPP_MIN_LOG_LEVEL" in os.environ
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        yield
+    finally:
+        if not was_set:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the exit code (0 fine, 1 problems found, 2 bad input)."""
-    tf.get_logger().setLevel("ERROR")
     try:
-        args = _build_parser().parse_args(argv)
-        return args.run(args)
+        with _quiet_tensorflow_start():
+            args = _build_parser().parse_args(argv)
+            return args.run(args)
     except PartialSaverError as error:
         print(f"partialsaver: error: {str(error).splitlines()[0]}", file=sys.stderr)
         return EXIT_BAD_INPUT

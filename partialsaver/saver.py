@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -92,6 +93,7 @@ class SmartSaver:
         # Ops built per graph, reused by later calls so a training loop never grows the graph.
         self._ops: "weakref.WeakKeyDictionary[Any, _session.GraphOps]" = weakref.WeakKeyDictionary()
         self._eager_ops: Optional[_session.GraphOps] = None
+        self._ops_lock = threading.Lock()
 
     # -- graph and variables ----------------------------------------------------------------
 
@@ -308,14 +310,15 @@ class SmartSaver:
         return v1.train.Scaffold(init_fn=init_fn, **scaffold_kwargs)
 
     def _graph_ops(self, graph: Any) -> "_session.GraphOps":
-        if graph is None:
-            if self._eager_ops is None:
-                self._eager_ops = _session.GraphOps(None, self._saver_kwargs)
-            return self._eager_ops
-        ops = self._ops.get(graph)
-        if ops is None:
-            ops = self._ops[graph] = _session.GraphOps(graph, self._saver_kwargs)
-        return ops
+        with self._ops_lock:
+            if graph is None:
+                if self._eager_ops is None:
+                    self._eager_ops = _session.GraphOps(None, self._saver_kwargs)
+                return self._eager_ops
+            ops = self._ops.get(graph)
+            if ops is None:
+                ops = self._ops[graph] = _session.GraphOps(graph, self._saver_kwargs)
+            return ops
 
     def _save_keys(self, graph: Any) -> List[Tuple[str, GraphVariable]]:
         variables, candidates = self._variables(graph)

@@ -149,10 +149,6 @@ def test_bad_input(seed_checkpoint, tmp_path, case, call, error, fragment):
     env.sess.close()
 
 
-def test_the_matrix_is_large_enough():
-    assert len(CASES) >= 30
-
-
 def test_an_empty_graph_and_an_empty_var_list(seed_checkpoint, graph, sess):
     with pytest.raises(UsageError, match="the graph has no global variables; build the model first"):
         SmartSaver().restore(sess, seed_checkpoint)

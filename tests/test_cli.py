@@ -133,3 +133,99 @@ def test_the_installed_entry_points_never_print_a_traceback(seed_checkpoint, lau
     bad = subprocess.run(command + ["show", seed_checkpoint, "nope"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith("partialsaver: error: ")
+
+
+@pytest.fixture
+def head_graph_meta(tmp_path):
+    """A .meta of a graph with a new 3-class head, a step counter and Momentum slots."""
+    with tf.Graph().as_default():
+        w = v1.get_variable("net/w", [2, 2])
+        head = v1.get_variable("net/head", [2, 3])
+        loss = tf.reduce_sum(tf.matmul(tf.matmul(tf.ones([1, 2]), w), head))
+        v1.train.MomentumOptimizer(0.1, 0.9).minimize(loss, global_step=v1.train.get_or_create_global_step())
+        return v1.train.export_meta_graph(str(tmp_path / "head.meta"))
+
+
+@pytest.fixture
+def pretrained_with_slots(tmp_path):
+    with tf.Graph().as_default():
+        w = v1.get_variable("net/w", [2, 2])
+        head = v1.get_variable("net/head", [2, 10])
+        loss = tf.reduce_sum(tf.matmul(tf.matmul(tf.ones([1, 2]), w), head))
+        train = v1.train.MomentumOptimizer(0.1, 0.9).minimize(loss, global_step=v1.train.get_or_create_global_step())
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            sess.run(train)
+            return v1.train.Saver().save(sess, str(tmp_path / "pre" / "model.ckpt"), write_meta_graph=False)
+
+
+def test_plan_takes_presets_and_guardrails(capsys, pretrained_with_slots, tmp_path, head_graph_meta):
+    base = ["plan", pretrained_with_slots, "--meta", str(tmp_path / "head.meta")]
+    code, out, _ = run(capsys, *base)
+    assert code == 1 and "to fix, add:\n  --skip-mismatched  # initialise" in out
+    assert "--exclude net/head --exclude net/head/Momentum  # or leave them out of the restore" in out
+    code, out, _ = run(capsys, *base, "--exclude", "@optimizer", "--exclude", "@global_step", "--expect-new", "net/head",
+                       "--require", "net/w", "--json")
+    payload = json.loads(out)
+    assert code == 0 and payload["ok"] and [r["graph_name"] for r in payload["restored"]] == ["net/w"]
+    assert payload["expected_new"] == ["net/head", "net/head/Momentum"] and payload["fix_cli"] == []
+    code, out, _ = run(capsys, *base, "--skip-mismatched", "--exclude", "@optimizer", "--exclude", "@global_step")
+    assert code == 0 and "shape mismatch: skipped (as asked)" in out
+    code, out, _ = run(capsys, *base, "--skip-mismatched", "--require", "net/bogus")
+    assert code == 1 and "require scope 'net/bogus': 0 of 0 variables would be restored" in out
+    code, _, err = run(capsys, *base, "--exclude", "@optimiser")
+    assert code == 2 and "unknown preset; the presets are @global_step, @optimizer" in err
+
+
+def test_plan_fix_hints_are_cli_options_that_work(capsys, write_checkpoint, tmp_path):
+    checkpoint = write_checkpoint({f"net/l{i}/weights": np.ones(2, np.float32) for i in range(3)})
+    with tf.Graph().as_default():
+        for i in range(3):
+            v1.get_variable(f"model/l{i}/kernel", [2])
+        meta = v1.train.export_meta_graph(str(tmp_path / "g.meta"))
+    del meta
+    code, out, _ = run(capsys, "plan", checkpoint, "--meta", str(tmp_path / "g.meta"))
+    hint = out.split("to fix, add:\n", 1)[1].splitlines()[0].split("  #")[0].strip()
+    assert code == 1 and hint == "--regex-map '^net/(.*)/weights$=model/\\1/kernel'"
+    import shlex
+    code, out, _ = run(capsys, "plan", checkpoint, "--meta", str(tmp_path / "g.meta"), *shlex.split(hint))
+    assert code == 0 and "all 3 variables restored" in out
+
+
+def test_plan_given_a_checkpoint_file_as_meta(capsys, seed_checkpoint):
+    for wrong in (seed_checkpoint + ".index", seed_checkpoint + ".data-00000-of-00001"):
+        code, _, err = run(capsys, "plan", seed_checkpoint, "--meta", wrong)
+        assert code == 2 and err.count("\n") == 1 and "is a checkpoint file, not a graph; pass the .meta" in err
+    code, _, err = run(capsys, "plan", seed_checkpoint, "--meta", seed_checkpoint + ".meta")
+    assert code == 0 and err == ""  # the seed's own graph: v1, v2, v3; fine to import
+
+
+@pytest.mark.parametrize("preview, expected", [
+    ("3", "first 3 of 5 elements (row-major):\n[-1. -1. -1.]"),
+    ("5", "[-1. -1. -1. -1. -1.]"),
+])
+def test_show_preview_prints_that_many_elements(capsys, seed_checkpoint, preview, expected):
+    code, out, _ = run(capsys, "show", seed_checkpoint, "v2", "--preview", preview)
+    assert code == 0 and out.rstrip().endswith(expected)
+
+
+def test_list_with_a_filter_that_matches_nothing_says_so(capsys, seed_checkpoint):
+    code, out, err = run(capsys, "list", seed_checkpoint, "--include", "v11")
+    assert code == 1 and out.splitlines()[-1] == "0 variables, 0 B"
+    assert "include scope 'v11' matched no checkpoint key (closest: 'v1')" in err
+    code, out, _ = run(capsys, "list", seed_checkpoint, "--include", "v[12]")
+    assert code == 0 and out.splitlines()[-1] == "2 variables, 32 B"
+
+
+def test_the_cli_leaves_the_environment_and_tensorflows_logger_as_it_found_them(capsys, seed_checkpoint, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    level = tf.get_logger().level
+    tf.get_logger().setLevel("INFO")  # whatever an earlier test left: a level the CLI must keep
+    request_level = tf.get_logger().level
+    for argv in (["list", seed_checkpoint], ["plan", seed_checkpoint, "--meta", seed_checkpoint + ".meta"],
+                 ["rename", seed_checkpoint, str(tmp_path / "r.ckpt"), "--map", "v1=w", "--quiet"]):
+        run(capsys, *argv)
+        assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+        assert tf.get_logger().level == request_level and tf.get_logger().filters == []
+    tf.get_logger().setLevel(level)

@@ -70,3 +70,15 @@ def test_the_demo_walks_through_the_original_problem(tmp_path):
     assert "all 3 variables restored" in b and "v3_x = [-2. -2. -2. -2.]" in b
     assert "checkpoint keys left out on purpose (include / exclude) (3)" in c
     assert "uninitialised variables left: []" in c
+
+
+def test_importing_partialsaver_in_a_module_run_with_dash_m_leaves_the_environment_alone(tmp_path):
+    package = tmp_path / "trainer"
+    package.mkdir()
+    (package / "__init__.py").write_text("import partialsaver.saver\n")  # imported while argv[0] is "-m"
+    (package / "__main__.py").write_text("import os\nprint(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))\n")
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
+    result = subprocess.run([sys.executable, "-m", "trainer"], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "None"

@@ -79,3 +79,29 @@ def test_garbage_in_the_index_is_a_corrupt_checkpoint(prefix, graph):
         list_variables(prefix)
     with pytest.raises(CorruptCheckpointError):
         SmartSaver().plan(prefix)
+
+
+def test_the_state_file_itself_resolves_like_its_directory(prefix, write_checkpoint):
+    later = write_checkpoint({"a": np.ones(2, np.float32)}, global_step=9)
+    assert resolve_checkpoint(os.path.join(os.path.dirname(prefix), "checkpoint")) == later
+
+
+def test_a_checkpoint_on_tensorflows_ram_file_system_resolves_from_its_prefix_and_directory(graph, sess):
+    import tensorflow as tf
+
+    from partialsaver import diff_checkpoints, load_variable
+
+    variable = tf.compat.v1.get_variable("a", initializer=tf.constant([1.0, 2.0]))
+    sess.run(variable.initializer)
+    saved = SmartSaver().save(sess, "ram://partialsaver-test/run/model.ckpt")
+    try:
+        assert tf.io.gfile.isdir(saved)  # why the index is asked first: on ram:// a prefix is a "directory"
+        assert resolve_checkpoint(saved) == saved
+        assert resolve_checkpoint("ram://partialsaver-test/run") == saved
+        assert [info.name for info in list_variables(saved)] == ["a"]
+        assert load_variable(saved, "a").tolist() == [1.0, 2.0]
+        assert diff_checkpoints("ram://partialsaver-test/run", saved).same
+        sess.run(variable.assign([0.0, 0.0]))
+        assert SmartSaver().restore(sess, saved).ok and sess.run(variable).tolist() == [1.0, 2.0]
+    finally:
+        tf.io.gfile.rmtree("ram://partialsaver-test")

@@ -98,3 +98,20 @@ def test_save_removes_only_stale_partial_files_of_killed_saves(renamed_graph, se
         os.utime(path, (0, 0))
     SmartSaver().save(sess, str(tmp_path / "model.ckpt"), global_step=5)
     assert not stale.exists() and fresh.exists() and other.exists()
+
+
+def test_save_into_an_existing_directory_is_refused(graph, sess, tmp_path):
+    v1.get_variable("w", initializer=tf.constant([1.0]))
+    sess.run(v1.global_variables_initializer())
+    (tmp_path / "run").mkdir()
+    with pytest.raises(UsageError, match="is a directory; pass a checkpoint prefix in it, e.g. '.*run/model.ckpt'"):
+        SmartSaver().save(sess, str(tmp_path / "run"))
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_saver_argument_errors_are_usage_errors_not_disk_space(graph, sess, tmp_path):
+    v1.get_variable("w", initializer=tf.constant([1.0]))
+    sess.run(v1.global_variables_initializer())
+    with pytest.raises(UsageError, match="cannot save .*'latest_filename' collides with 'save_path'") as caught:
+        SmartSaver().save(sess, str(tmp_path / "model.ckpt"), latest_filename="model.ckpt")
+    assert "disk space" not in str(caught.value)
