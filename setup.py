@@ -28,7 +28,9 @@ setup(
         "cli": ["tqdm"],
         # tf-slim builds the real VGG-16 the fine-tune tests restore; nbclient and ipykernel
         # execute the walkthrough notebook.
-        "test": ["pytest>=7", "tqdm", "tf-slim", "nbclient", "nbformat", "ipykernel"],
+        # bert-tensorflow is Google BERT's own code: its AdamWeightDecayOptimizer writes the
+        # optimizer state the OPTIMIZER_SLOTS tests check.
+        "test": ["pytest>=7", "tqdm", "tf-slim", "nbclient", "nbformat", "ipykernel", "bert-tensorflow==1.0.4"],
         "bench": ["tensorpack==0.11", "psutil"],
     },
     entry_points={"console_scripts": ["partialsaver = partialsaver.cli:main"]},

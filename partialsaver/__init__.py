@@ -27,7 +27,8 @@ from partialsaver.errors import (
     UsageError,
     VariableNotFoundError,
 )
-from partialsaver.selection import GLOBAL_STEP, OPTIMIZER_SLOTS, Diagnostic
+from partialsaver.presets import GLOBAL_STEP, OPTIMIZER_SLOTS
+from partialsaver.selection import Diagnostic
 
 __version__ = "0.1.0"
 

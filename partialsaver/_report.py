@@ -11,7 +11,7 @@ import shlex
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from partialsaver.selection import OPTIMIZER_SLOTS
+from partialsaver.presets import OPTIMIZER_SLOTS
 
 if TYPE_CHECKING:  # pragma: no cover
     from partialsaver.plan import RestorePlan

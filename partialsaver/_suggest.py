@@ -7,7 +7,8 @@ import re
 from collections import Counter, defaultdict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from partialsaver.selection import OPTIMIZER_SLOTS, strip_output_suffix
+from partialsaver.presets import OPTIMIZER_SLOTS
+from partialsaver.selection import strip_output_suffix
 
 Meta = Tuple[Optional[Tuple[Optional[int], ...]], str]  # (shape, dtype name)
 

@@ -31,7 +31,8 @@ from partialsaver.checkpoint import (
     rename_variables,
 )
 from partialsaver.errors import NameMapError, PartialSaverError, UsageError
-from partialsaver.selection import GLOBAL_STEP, OPTIMIZER_SLOTS, Spec, normalize_specs, select
+from partialsaver.presets import GLOBAL_STEP, OPTIMIZER_SLOTS
+from partialsaver.selection import Spec, normalize_specs, select
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
 PRESETS = {"@optimizer": OPTIMIZER_SLOTS, "@global_step": GLOBAL_STEP}

@@ -19,24 +19,14 @@ import re
 from typing import Any, Callable, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from partialsaver.errors import NameMapError, format_items
+from partialsaver.presets import GLOBAL_STEP, OPTIMIZER_SLOTS
 
 Spec = Union[str, "re.Pattern[str]", Callable[[Any], bool]]
 SpecArg = Union[None, Spec, Sequence[Spec]]
 
-# Slot variables of the tf.compat.v1 optimizers are named "<var>/<Optimizer>[_1][_N]";
-# Adam's step powers are "beta1_power" / "beta2_power" (with "_N" when repeated).
-OPTIMIZER_SLOTS: "re.Pattern[str]" = re.compile(
-    r"(^|/)beta[12]_power(_\d+)?$"
-    r"|/(Adam|Momentum|RMSProp|Adagrad|AdagradDA|ProximalAdagrad|Adadelta|Ftrl|Nadam|Adamax|LazyAdam"
-    r"|GradientDescent|ProximalGradientDescent)(_\d+)*$"
-)
-GLOBAL_STEP: "re.Pattern[str]" = re.compile(r"(^|/)global_step$")
-
 _PRESETS = {id(OPTIMIZER_SLOTS): "OPTIMIZER_SLOTS", id(GLOBAL_STEP): "GLOBAL_STEP"}
 
 __all__ = [
-    "GLOBAL_STEP",
-    "OPTIMIZER_SLOTS",
     "Diagnostic",
     "Selection",
     "describe_spec",
