@@ -28,6 +28,40 @@ PLAIN_NUMPY = {"float32": np.float32, "float64": np.float64, "int32": np.int32, 
 QUANTIZED = {"qint8": np.int8, "quint8": np.uint8, "qint16": np.int16, "quint16": np.uint16, "qint32": np.int32}
 
 
+def file_bytes(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def rewrite_in_stored_order(source, prefix: str) -> None:
+    """Write every tensor of the BundleReader ``source`` again with BundleWriter, in the order it is stored.
+
+    Values go through ``read`` and ``add`` / ``add_slice`` (raw bits for ml_dtypes types when ml_dtypes is
+    missing), not through a byte copy, so that the result tests the writer against the original's bytes.
+    """
+    from partialsaver.format import BundleWriter
+    from partialsaver.format.dtypes import itemsize, lookup
+
+    full_entries = {key: entry for key, entry in source.raw_items() if entry.slices}
+    slice_owner = {slice_key: (key, spec) for key in full_entries for slice_key, spec, _ in source.slice_entries(key)}
+    # An empty tensor's offset is the file size when it was added: before the tensor starting there.
+    stored = sorted((entry.shard_id, entry.offset, entry.size > 0, key) for key, entry in source.raw_items()
+                    if not entry.slices)  # fmt: skip
+    with BundleWriter(prefix, num_shards=source.num_shards) as writer:
+        for shard_id, _, _, key in stored:
+            entry = source.entry(key)
+            dtype = lookup(entry.dtype).name
+            if dtype in ML_DTYPE_NAMES and not HAS_ML_DTYPES:
+                value = source.read_raw(key).view(f"<u{itemsize(entry.dtype)}").reshape(entry.shape)
+            else:
+                value = source.read(key)
+            if key in slice_owner:
+                owner, spec = slice_owner[key]
+                writer.add_slice(owner.decode(), full_entries[owner].shape, spec, value, dtype=dtype, shard_id=shard_id)
+            else:
+                writer.add(key.decode(), value, dtype=dtype, shard_id=shard_id)
+
+
 def fixture_prefix(name: str) -> str:
     """The prefix of the TensorFlow-written fixture ``name``."""
     return os.path.join(FIXTURES, name, "bundle")

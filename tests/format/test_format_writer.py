@@ -25,50 +25,26 @@ from partialsaver.format import (
     write_index,
 )
 from partialsaver.format.codec import _lengths_crc
-from partialsaver.format.dtypes import itemsize, lookup
+from partialsaver.format.dtypes import itemsize
 
 from ._helpers import (
     HAS_ML_DTYPES,
     ML_DTYPE_NAMES,
+    file_bytes,
     fixture_prefix,
     numeric_dtype_names,
-    random_array,  # fmt: skip
+    random_array,
+    rewrite_in_stored_order,
     same_bits,
 )
-
-
-def file_bytes(path: str) -> bytes:
-    with open(path, "rb") as file:
-        return file.read()
-
-
-def value_to_rewrite(reader: BundleReader, key, entry: Entry):
-    """(value, dtype) to pass to add(): the numpy value, or raw bits when there is no numpy dtype here."""
-    name = lookup(entry.dtype).name
-    if name in ML_DTYPE_NAMES and not HAS_ML_DTYPES:
-        raw = reader.read_raw(key)
-        return raw.view(f"<u{itemsize(entry.dtype)}").reshape(entry.shape), name
-    return reader.read(key), name
 
 
 @pytest.mark.parametrize("name", ["dtypes", "partitioned", "dash", "sharded", "object"])
 def test_rewriting_a_tensorflow_bundle_gives_its_exact_files(tmp_path, name: str) -> None:
     """Adding TensorFlow's tensors in its order reproduces its data files and index byte for byte."""
     source = BundleReader(fixture_prefix(name))
-    full_entries = {key: entry for key, entry in source.raw_items() if entry.slices}
-    slice_owner = {slice_key: (key, spec) for key in full_entries for slice_key, spec, _ in source.slice_entries(key)}
-    # An empty tensor's offset is the file size when it was added: before the tensor starting there.
-    stored = sorted((entry.shard_id, entry.offset, entry.size > 0, key) for key, entry in source.raw_items()
-                    if not entry.slices)  # fmt: skip
     prefix = str(tmp_path / "bundle")
-    with BundleWriter(prefix, num_shards=source.num_shards) as writer:
-        for shard_id, _, _, key in stored:
-            value, dtype = value_to_rewrite(source, key, source.entry(key))
-            if key in slice_owner:
-                owner, spec = slice_owner[key]
-                writer.add_slice(owner.decode(), full_entries[owner].shape, spec, value, dtype=dtype, shard_id=shard_id)
-            else:
-                writer.add(key.decode(), value, dtype=dtype, shard_id=shard_id)
+    rewrite_in_stored_order(source, prefix)
     for shard_id in range(source.num_shards):
         assert file_bytes(data_path(prefix, shard_id, source.num_shards)) == file_bytes(source.data_path(shard_id))
     assert file_bytes(prefix + ".index") == file_bytes(source.index_path)
