@@ -22,7 +22,7 @@ from partialsaver.format.index import Key, key_bytes, key_text, read_index
 from partialsaver.format.naming import data_path, index_path
 from partialsaver.format.ordered_code import SliceKeyError, encode_slice_key
 from partialsaver.format.proto import BIG_ENDIAN, Entry, SliceSpec
-from partialsaver.format.slices import slice_box, tiles
+from partialsaver.format.slices import Box, slice_box, tiles
 
 __all__ = ["BundleReader", "SliceEntry"]
 
@@ -31,7 +31,7 @@ SliceEntry = Tuple[bytes, SliceSpec, Entry]
 
 
 class BundleReader:
-    """One V2 checkpoint, opened for reading.
+    """One V2 checkpoint, opened for reading (one reader per thread: file positions are shared).
 
     Args:
         prefix: The checkpoint prefix (``dir/model.ckpt-1000``, without ``.index``).
@@ -180,9 +180,11 @@ class BundleReader:
         self._compare_crc(name, entry, crc)
 
     def verify(self, key: Key) -> None:
-        """Check the crc32c of ``key`` (every slice of a partitioned variable) in bounded memory."""
+        """Check ``key`` without decoding it, in bounded memory: its crc32c, and for a
+        partitioned variable how its slices fit together and every slice's crc32c."""
         entry = self.entry(key)
-        targets = [slice_key for slice_key, _, _ in self.slice_entries(key)] if entry.slices else [key]
+        name = key_text(key_bytes(key))
+        targets = [slice_key for slice_key, _, _ in self._slice_parts(name, entry)] if entry.slices else [key]
         for target in targets:
             for _ in self.iter_raw(target):
                 pass
@@ -280,21 +282,30 @@ class BundleReader:
         numpy = numpy_dtype(entry.dtype)
         return self._read_numeric(name, entry, dtype.itemsize).view(numpy).reshape(entry.shape)
 
-    def _read_partitioned(self, name: str, entry: Entry) -> np.ndarray:
-        dtype = lookup(entry.dtype)
+    def _slice_parts(self, name: str, entry: Entry) -> List[Tuple[bytes, Box, Entry]]:
+        """Check how a partitioned variable's slices fit together; return (slice key, box, entry) each.
+
+        Each slice must lie inside the full shape, have a matching entry (dtype, shape,
+        bytes inside its data file), and the slices must tile the tensor exactly once.
+        """
         parts = []
-        for _, spec, slice_entry in self.slice_entries(name):
+        for slice_key, spec, slice_entry in self.slice_entries(name):
             box = slice_box(spec, entry.shape)
             if box is None:
                 raise corrupt(self.index_path, f"slice {spec} does not fit the shape {entry.shape}", name)
             shape = tuple(stop - start for start, stop in box)
             if slice_entry.slices or slice_entry.dtype != entry.dtype or slice_entry.shape != shape:
                 raise corrupt(self.index_path, f"the entry of slice {spec} does not match it", name)
-            self._file_for(name, slice_entry)  # Bounds first: the full tensor is allocated next.
-            parts.append((box, slice_entry))
-        if not tiles([box for box, _ in parts], entry.shape):
+            self._file_for(name, slice_entry)  # Bounds before the full tensor is allocated.
+            parts.append((slice_key, box, slice_entry))
+        if not tiles([box for _, box, _ in parts], entry.shape):
             raise corrupt(self.index_path, "its slices overlap or leave part of it uncovered", name)
+        return parts
+
+    def _read_partitioned(self, name: str, entry: Entry) -> np.ndarray:
+        dtype = lookup(entry.dtype)
+        parts = self._slice_parts(name, entry)
         out = np.empty(entry.shape, dtype=object if dtype.enum == STRING else numpy_dtype(entry.dtype))
-        for box, slice_entry in parts:
+        for _, box, slice_entry in parts:
             out[tuple(slice(start, stop) for start, stop in box)] = self._read_value(name, slice_entry)
         return out

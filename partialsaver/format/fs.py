@@ -7,13 +7,16 @@ or ``memory://`` checkpoints, pass an object with the :class:`FileSystem` method
 suffixes (``.index``, ``.data-00000-of-00001``) to them.
 
 An adapter must raise ``FileNotFoundError`` for a missing path (``tf.io.gfile``
-raises ``tf.errors.NotFoundError``: translate it). It may add a ``mmap(path)``
+raises ``tf.errors.NotFoundError``: translate it), and the files it opens for
+writing get bytes-like objects (``memoryview``, ``bytes``) in ``write``; files
+opened for reading need ``read``, ``seek`` and, optionally, ``readinto``. It may add a ``mmap(path)``
 method returning a read-only buffer of the whole file (or None), which readers then
 use instead of ``open(path, "rb")`` + ``seek`` / ``read``.
 """
 
 from __future__ import annotations
 
+import errno
 import glob as _glob
 import mmap as _mmap
 import os
@@ -110,7 +113,7 @@ class LocalFileSystem:
             return False
         except OSError as error:
             # EXDEV (another device), EPERM / EOPNOTSUPP (fs without hard links).
-            if error.errno in (18, 1, 95):
+            if error.errno in (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP):
                 return False
             raise
         return True

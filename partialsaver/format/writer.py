@@ -85,7 +85,9 @@ class BundleWriter:
             key: The checkpoint key (variable name).
             value: A numpy array (or anything ``np.asarray`` takes): numeric, bool,
                 ml_dtypes (bfloat16, float8...), or bytes / str elements for a string
-                tensor. 0-d and empty arrays work.
+                tensor (str is stored as UTF-8; a fixed-width ``S`` array has already
+                lost trailing NUL bytes, so use an object array to keep them). 0-d and
+                empty arrays work.
             dtype: TensorFlow dtype to store as, when not inferred: ``"qint8"`` for an
                 int8 array, ``"bfloat16"`` for a uint16 array of bfloat16 bits...
             shard_id: The data file to write to.
@@ -115,6 +117,11 @@ class BundleWriter:
         tensor is stored as a plain entry, as TensorFlow does. ``Extent(start, None)``
         stands for a whole dimension (``-`` in a slice spec), ``Extent(0, n)`` for an
         explicit one: they select the same values but key differently.
+
+        TensorFlow 2.21 assembles a partitioned variable from slices other than the one
+        it asks for only for float32/64, int8/16/32/64, uint8, bool, complex, bfloat16,
+        qint8, quint8 and qint32: other dtypes (string, float16, uint16/32/64, float8...)
+        restore only into the same partitioning, and ``tf.train.load_variable`` fails.
 
         Returns:
             The slice's entry.
@@ -207,10 +214,11 @@ class BundleWriter:
         if not entry.slices:
             self.add_raw(target, entry, reader.iter_raw(key), shard_id=shard_id)
             return
+        table_key = self._new_key(target)  # Refuse a duplicate before copying any slice.
         for _, spec, slice_entry in reader.slice_entries(key):
             self.add_raw(encode_slice_key(target, spec), slice_entry, reader.iter_raw(encode_slice_key(key, spec)),
                          shard_id=shard_id)  # fmt: skip
-        self.add_entry(target, entry)
+        self._entries[table_key] = entry
 
     def finish(self) -> None:
         """Close the data files (creating empty ones for unused shards), then write the index.
@@ -235,7 +243,9 @@ class BundleWriter:
         self._state = "finished"
 
     def abort(self) -> None:
-        """Close and delete every file this writer created (idempotent)."""
+        """Close and delete every file this writer created (idempotent; nothing once finished)."""
+        if self._state == "finished":
+            return  # The files are a complete checkpoint now: the caller's, not ours to delete.
         for file in self._files.values():
             try:
                 file.close()

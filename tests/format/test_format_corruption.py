@@ -106,8 +106,10 @@ def write_bundle(prefix: str, header: Header, entries: Dict[str, Entry], data: b
 def test_inconsistent_entries_are_refused(tmp_path, entries, message: str) -> None:
     prefix = str(tmp_path / "bundle")
     write_bundle(prefix, Header(num_shards=1), entries)
-    with pytest.raises(PartialSaverError, match=message):
-        BundleReader(prefix).read("x")
+    reader = BundleReader(prefix)
+    for check in (reader.read, reader.verify):
+        with pytest.raises(PartialSaverError, match=message):
+            check("x")
 
 
 @pytest.mark.parametrize(

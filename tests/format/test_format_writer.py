@@ -149,6 +149,27 @@ def test_partitioned_variables_with_explicit_and_whole_extents(tmp_path) -> None
     assert [key for key, _ in reader.raw_items() if key.startswith(b"\x00whole")][0].endswith(b"\x80\x7f\x80\x82")
 
 
+def test_partitioned_strings_and_uncommon_dtypes_assemble(tmp_path) -> None:
+    # TensorFlow itself cannot assemble these from other slices (see BundleWriter.add_slice); we can.
+    values = {
+        "strings": np.array([[b"a", b""], [b"ccc", "\u00e9"]], dtype=object),
+        "halves": np.arange(8, dtype=np.float16).reshape(4, 2),
+        "wide": np.arange(4, dtype=np.uint64),
+    }
+    prefix = str(tmp_path / "bundle")
+    with BundleWriter(prefix) as writer:
+        for key, value in values.items():
+            rows = value.shape[0]
+            extents = [(0, 1)] + [(0, None)] * (value.ndim - 1)
+            writer.add_slice(key, value.shape, extents, value[:1])
+            writer.add_slice(key, value.shape, [(1, rows - 1)] + extents[1:], value[1:])
+    reader = BundleReader(prefix)
+    assert reader.read("strings").tolist() == [[b"a", b""], [b"ccc", "\u00e9".encode()]]
+    assert same_bits(reader.read("halves"), values["halves"]) and same_bits(reader.read("wide"), values["wide"])
+    for key in values:
+        reader.verify(key)
+
+
 def test_multi_shard_writer_and_custom_paths(tmp_path) -> None:
     final = str(tmp_path / "model")
     temporary = [str(tmp_path / f"tmp-data-{shard}") for shard in range(3)]
@@ -190,6 +211,7 @@ def test_abort_and_exceptions_remove_written_files(tmp_path) -> None:
     writer = BundleWriter(prefix)
     writer.add("a", np.ones(3))
     writer.finish()
+    writer.abort()  # A finished checkpoint is the caller's: abort() leaves it alone.
     assert sorted(os.listdir(tmp_path)) == ["bundle.data-00000-of-00001", "bundle.index"]
 
 
@@ -209,6 +231,16 @@ def test_copy_from_copies_bytes_and_renames_slices(tmp_path) -> None:
     assert reader.entry("kernel").crc32c == source_kernel.crc32c
     graph = "_CHECKPOINTABLE_OBJECT_GRAPH"
     assert reader.read(graph).item() == sources["object"].read(graph).item()
+
+
+def test_copy_from_refuses_a_duplicate_before_copying_slices(tmp_path) -> None:
+    source = BundleReader(fixture_prefix("dash"))
+    writer = BundleWriter(str(tmp_path / "bundle"))
+    writer.copy_from(source, "w")
+    with pytest.raises(UsageError, match="Duplicate"):
+        writer.copy_from(source, "w")
+    assert len(writer.entries) == 3  # "w" and its two slices: no orphan slice entries.
+    writer.abort()
 
 
 def test_add_raw_checks_when_asked_and_a_bad_source_fails_the_copy(tmp_path) -> None:
