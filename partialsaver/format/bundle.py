@@ -180,8 +180,11 @@ class BundleReader:
         self._compare_crc(name, entry, crc)
 
     def verify(self, key: Key) -> None:
-        """Check ``key`` without decoding it, in bounded memory: its crc32c, and for a
-        partitioned variable how its slices fit together and every slice's crc32c."""
+        """Check ``key`` without decoding it, in bounded memory.
+
+        Checks its crc32c; for a partitioned variable, how its slices fit together and
+        the crc32c of every slice.
+        """
         entry = self.entry(key)
         name = key_text(key_bytes(key))
         targets = [slice_key for slice_key, _, _ in self._slice_parts(name, entry)] if entry.slices else [key]

@@ -24,8 +24,17 @@ _FORMAT_CONSUMER = 1  # The bundle format version read here (TensorFlow's too).
 
 
 def key_bytes(key: Key) -> bytes:
-    """Return the table key of a checkpoint key (``str`` keys are UTF-8)."""
-    return key if isinstance(key, bytes) else key.encode("utf-8", "surrogateescape")
+    """Return the table key of a checkpoint key (``str`` keys are UTF-8).
+
+    Raises:
+        UsageError: A ``str`` that is not encodable (a lone surrogate).
+    """
+    if isinstance(key, bytes):
+        return key
+    try:
+        return key.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise UsageError(f"Checkpoint key {key!r} is not valid text.") from None
 
 
 def key_text(key: bytes) -> str:
