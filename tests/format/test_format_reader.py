@@ -123,6 +123,8 @@ def test_missing_files_and_keys(tmp_path) -> None:
         reader.read("nope")
     with pytest.raises(VariableNotFoundError):
         reader.entry(b"\x00nope")
+    with pytest.raises(UsageError, match="not valid text"):
+        reader.entry("\ud800")
     reader.close()
     reader.close()
 
