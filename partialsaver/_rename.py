@@ -1,57 +1,74 @@
-"""rename_variables: a renamed copy of a checkpoint, streamed under a memory budget.
+"""rename_variables: a renamed (and filtered) copy of a checkpoint, in O(index) where possible.
 
-Tensors go from the source bundle to the destination in batches through TensorFlow's own
-RestoreV2 -> SaveV2 kernels (bytes never pass through Python or a graph constant), each
-batch into a shard of a temporary checkpoint next to ``dst``; MergeV2Checkpoints then
-joins the shards' indexes without copying tensor bytes, and the files are moved into
-place data first, index last. Until the index lands, ``dst`` does not exist.
+- Only names change: the new index points at the source's data files, which ``dst`` gets as
+  hard links (a copy where links are impossible: another file system, an object store); in
+  place, only the index is replaced. No tensor byte is read.
+- Keys are dropped (``exclude=OPTIMIZER_SLOTS``): the kept entries' byte ranges are copied,
+  each checked against its crc32c on the way, none decoded.
+
+Data files first, the index last, through an atomic replace where the file system has one:
+until the new index lands, ``dst`` is absent or still the old checkpoint. New data files
+never overwrite the ones an existing index points at: they get another shard count in their
+names (``-of-00002`` next to ``-of-00001``), and the old ones go once the new index is in place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-import posixpath
-import re
-import socket
-import uuid
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
-import numpy as np
-
-from partialsaver._reading import SUFFIX as _FILE_SUFFIX
-from partialsaver._reading import meaningful_line, read_metadata
-from partialsaver._tf import tf, v1
+from partialsaver._files import (
+    filesystem_for,
+    has_atomic_replace,
+    is_url,
+    join,
+    parent_of,
+    remove_stale_temporaries,
+    temp_path,
+)
+from partialsaver._reading import INTERNAL_KEYS, CheckpointReader, open_reader
+from partialsaver._resolve import FILE_SUFFIX, read_state, write_state
 from partialsaver.errors import CorruptCheckpointError, NameMapError, PartialSaverError, UsageError, format_items
-from partialsaver.mapping import NameMap, NameMapArg
+from partialsaver.format import BundleReader, BundleWriter, Entry, encode_index, rename_entries
+from partialsaver.format.fs import FileSystem
+from partialsaver.format.index import key_bytes, read_index
+from partialsaver.format.naming import data_path, data_paths, index_path
+from partialsaver.format.ordered_code import encode_slice_key
+from partialsaver.mapping import NameMap, NameMapArg, describe_collisions, unmatched_rules
 from partialsaver.selection import Diagnostic, SpecArg, normalize_specs, select
 
 _logger = logging.getLogger("partialsaver")
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
-TEMP_PREFIX = ".partialsaver-tmp-"
-_HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
-# The index does not record a string tensor's byte size; assume this much per element.
-_STRING_ELEMENT_BYTES = 64
+_COPY_CHUNK = 8 << 20
 
-__all__ = ["DEFAULT_MEMORY_BUDGET", "RenamePlan", "plan_rename", "rename_variables"]
+__all__ = ["DEFAULT_MEMORY_BUDGET", "RenamePlan", "destination_prefix", "plan_rename", "rename_variables"]
 
 
 class RenamePlan(NamedTuple):
-    """What rename_variables would write: ``renames`` maps each written source key to its
-    new name(s); ``dropped`` are the keys the filters leave out."""
+    """What rename_variables would write: ``renames`` maps each written source key (readable
+    form) to its new name(s); ``dropped`` are the keys the filters leave out; ``sizes`` the
+    stored bytes of each written key."""
 
     source: str
     renames: Dict[str, Tuple[str, ...]]
     dropped: Tuple[str, ...]
     diagnostics: Tuple[Diagnostic, ...]
     sizes: Dict[str, int]
-    dtypes: Dict[str, str]
     raw_keys: Dict[str, str]
 
     @property
     def changes_anything(self) -> bool:
         return bool(self.dropped) or any(targets != (key,) for key, targets in self.renames.items())
+
+
+def _stored_bytes(reader: CheckpointReader, key: str) -> int:
+    entry = reader.bundle.entry(reader.raw(key))
+    if not entry.slices:
+        return entry.size
+    return sum(slice_entry.size for _, _, slice_entry in reader.bundle.slice_entries(reader.raw(key)))
 
 
 def plan_rename(src: Any, name_map: NameMapArg = None, *, include: SpecArg = None, exclude: SpecArg = None) -> RenamePlan:
@@ -63,171 +80,248 @@ def plan_rename(src: Any, name_map: NameMapArg = None, *, include: SpecArg = Non
     """
     compiled = NameMap(name_map)
     include_specs, exclude_specs = normalize_specs(include, "include"), normalize_specs(exclude, "exclude")
-    metadata = read_metadata(src)
-    keys = sorted(metadata.shapes)
-    selection = select(keys, include_specs, exclude_specs, noun="checkpoint key")
-    renames: Dict[str, Tuple[str, ...]] = {}
-    sources_of: Dict[str, List[str]] = {}
-    used_rules = set()
-    for key in selection.selected:
-        targets, rule = compiled.apply(key)
-        if rule is not None:
-            used_rules.add(rule.index)
-        renames[key] = tuple(dict.fromkeys(targets))
-        for target in renames[key]:
-            sources_of.setdefault(target, []).append(key)
-    collisions = [f"{target!r} <- {sources!r}" for target, sources in sorted(sources_of.items()) if len(sources) > 1]
-    if collisions:
-        raise NameMapError(
-            f"the renamed checkpoint would hold {len(collisions)} name(s) written from several keys: "
-            f"{format_items(collisions)}; make the map more specific or exclude one of each pair"
-        )
-    diagnostics = selection.diagnostics + tuple(
-        Diagnostic("unmatched_rule", rule.describe(), f"name_map {rule.describe()} matched no checkpoint key")
-        for rule in compiled.rules
-        if rule.index not in used_rules
-    )
-    sizes = {key: _size(metadata.shapes[key], metadata.dtypes[key]) for key in renames}
-    dropped = tuple(key for key in keys if key not in renames)
-    return RenamePlan(metadata.prefix, renames, dropped, diagnostics, sizes, metadata.dtypes, metadata.raw_keys)
+    with open_reader(src) as reader:
+        selection = select(reader.keys, include_specs, exclude_specs, noun="checkpoint key")
+        renames: Dict[str, Tuple[str, ...]] = {}
+        used_rules = set()
+        for key in selection.selected:
+            targets, rule = compiled.apply(key)
+            if rule is not None:
+                used_rules.add(rule.index)
+            renames[key] = tuple(dict.fromkeys(targets))
+        collisions = describe_collisions((target, key) for key, targets in renames.items() for target in targets)
+        if collisions:
+            raise NameMapError(
+                f"the renamed checkpoint would hold {len(collisions)} name(s) written from several keys: "
+                f"{format_items(collisions)}; make the map more specific or exclude one of each pair"
+            )
+        diagnostics = selection.diagnostics + tuple(unmatched_rules(compiled, used_rules, reader.keys))
+        sizes = {key: _stored_bytes(reader, key) for key in renames}
+        dropped = tuple(key for key in reader.keys if key not in renames)
+        return RenamePlan(reader.prefix, renames, dropped, diagnostics, sizes, dict(reader.raw_keys))
 
 
-def _size(shape: Sequence[int], dtype: str) -> int:
-    elements = int(np.prod(shape, dtype=np.int64))
-    as_dtype = tf.as_dtype(dtype)
-    return elements * (_STRING_ELEMENT_BYTES if as_dtype == tf.string else max(as_dtype.size, 1))
-
-
-def _batches(keys: Sequence[str], sizes: Dict[str, int], budget: int) -> List[List[str]]:
-    """Consecutive keys (storage order) in batches of at most ``budget`` bytes; a tensor
-    larger than the budget is a batch of its own."""
-    batches: List[List[str]] = []
-    current: List[str] = []
-    used = 0
-    for key in keys:
-        if current and used + sizes[key] > budget:
-            batches.append(current)
-            current, used = [], 0
-        current.append(key)
-        used += sizes[key]
-    if current:
-        batches.append(current)
-    return batches
-
-
-def _destination(dst: Any, source: str, overwrite: bool) -> str:
+def destination_prefix(dst: Any, source: str) -> str:
+    """The prefix ``dst`` names: an existing directory (or a path ending in ``/``) gets the
+    source's file name; ``x.index`` / ``x.data-*`` / ``x.meta`` name ``x``."""
     if not isinstance(dst, (str, os.PathLike)):
         raise UsageError(f"dst must be a str or os.PathLike, not {type(dst).__name__}")
     dst = os.fspath(dst)
     if not dst:
         raise UsageError("dst is empty; pass the prefix to write, e.g. out/model.ckpt")
-    if dst.endswith("/") or tf.io.gfile.isdir(dst):
-        dst = posixpath.join(dst, os.path.basename(source))
-    match = _FILE_SUFFIX.match(dst)  # "x.index" / "x.meta" / "x.data-00000-of-00001" name prefix "x"
-    if match:
-        dst = match.group("prefix")
-    parent = os.path.dirname(dst) or "."
-    if not tf.io.gfile.isdir(parent):
-        raise UsageError(f"the directory {parent!r} for dst does not exist; create it first (mkdir -p {parent})")
-    if "://" not in dst and not os.access(parent, os.W_OK):
-        raise UsageError(f"the directory {parent!r} for dst is not writable; pass a dst in a writable directory")
-    if os.path.abspath(dst) == os.path.abspath(source) and not overwrite:
+    fs = filesystem_for(dst)
+    if dst.endswith(("/", os.sep)) or (not fs.exists(dst + ".index") and fs.isdir(dst)):
+        dst = join(dst.rstrip("/" + os.sep) or "/", os.path.basename(source))
+    match = FILE_SUFFIX.match(dst)
+    return match.group("prefix") if match else dst
+
+
+def _same_prefix(a: str, b: str) -> bool:
+    if is_url(a) or is_url(b):
+        return a == b
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _check_destination(fs: FileSystem, destination: str, source: str, overwrite: bool) -> None:
+    if _same_prefix(destination, source) and not overwrite:
         raise UsageError(
-            f"dst {dst!r} is the source checkpoint; pass another dst, or overwrite=True to replace it in place"
+            f"dst {destination!r} is the source checkpoint; pass another dst, or overwrite=True to replace it in place"
         )
-    if (tf.io.gfile.exists(dst + ".index") or tf.io.gfile.glob(dst + ".data-*")) and not overwrite:
-        raise UsageError(f"dst {dst!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    return dst
-
-
-def _temp_name() -> str:
-    # host and pid: a later run removes only directories of dead processes of its own host,
-    # never those of a rename still running on another machine sharing the directory.
-    return f"{TEMP_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def _remove_stale_temporaries(parent: str) -> None:
-    """Delete temp directories left by killed runs of this host (their process is gone)."""
-    if "://" in parent:
-        return
-    own = f"{TEMP_PREFIX}{_HOST}-"
-    for entry in os.listdir(parent):
-        if not entry.startswith(own):
-            continue
-        try:
-            pid = int(entry[len(own):].split("-")[0])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            _logger.info("removing %s left by an interrupted run", entry)
-            tf.io.gfile.rmtree(os.path.join(parent, entry))
-        except (ValueError, PermissionError):
-            continue
-
-
-def _copy_batch(plan: RenamePlan, part: str, batch: Sequence[str]) -> None:
-    with tf.Graph().as_default() as graph:
-        values = tf.raw_ops.RestoreV2(
-            prefix=plan.source,
-            tensor_names=[plan.raw_keys.get(key, key) for key in batch],
-            shape_and_slices=[""] * len(batch),
-            dtypes=[tf.as_dtype(plan.dtypes[key]) for key in batch],
-        )
-        outputs = sorted((target, value) for key, value in zip(batch, values) for target in plan.renames[key])
-        save = tf.raw_ops.SaveV2(
-            prefix=part,
-            tensor_names=[target for target, _ in outputs],
-            shape_and_slices=[""] * len(outputs),
-            tensors=[value for _, value in outputs],
-        )
-        with v1.Session(graph=graph) as sess:
-            sess.run(save)
-
-
-def _run_merge(parts: Sequence[str], merged: str) -> None:
-    with tf.Graph().as_default() as graph:
-        merge = tf.raw_ops.MergeV2Checkpoints(checkpoint_prefixes=list(parts), destination_prefix=merged, delete_old_dirs=False)
-        with v1.Session(graph=graph) as sess:
-            sess.run(merge)
-
-
-def _move_into_place(merged: str, dst: str) -> None:
-    """Data files first, the index last: a crash in between leaves no ``dst`` index."""
-    # The old index goes first: from then on dst is absent until the new index lands. A
-    # replaced dst's .meta describes the old graph, so it goes too.
-    stale = [dst + suffix for suffix in (".index", ".meta") if tf.io.gfile.exists(dst + suffix)]
-    for old in stale + tf.io.gfile.glob(dst + ".data-*"):
-        tf.io.gfile.remove(old)
-    for data in tf.io.gfile.glob(merged + ".data-*"):
-        tf.io.gfile.rename(data, dst + data[len(merged):], overwrite=True)
-    tf.io.gfile.rename(merged + ".index", dst + ".index", overwrite=True)
-
-
-def _update_state_file(dst: str) -> None:
-    """Name ``dst`` in its directory's ``checkpoint`` state file (relative path, atomic write).
-
-    A directory without a usable state file gets one naming ``dst``. A directory whose state
-    file already names a checkpoint that exists (a training run's own, or ``src``'s) keeps
-    it as latest, so that a resuming job is not silently pointed at the renamed copy.
-    """
-    directory = os.path.dirname(dst) or "."
-    name = os.path.basename(dst)
+    exists = fs.exists(destination + ".index") or bool(fs.glob(destination + ".data-*"))
+    if exists and not overwrite:
+        raise UsageError(f"dst {destination!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    parent = parent_of(destination)
     try:
-        state = v1.train.get_checkpoint_state(directory)
-    except (tf.errors.OpError, ValueError):
-        state = None  # an unreadable state file is replaced
-    latest = state.model_checkpoint_path if state else ""
-    if latest and os.path.basename(latest) != name and tf.io.gfile.exists(latest + ".index"):
-        _logger.warning(
-            "%s already names %s as its latest checkpoint; left unchanged: pass the prefix %s explicitly",
-            os.path.join(directory, "checkpoint"), latest, dst,
-        )
+        fs.makedirs(parent)
+    except PermissionError as error:
+        raise UsageError(f"cannot create the directory {parent!r} for dst: permission denied") from error
+    if not is_url(destination) and not os.access(parent, os.W_OK):
+        raise UsageError(f"the directory {parent!r} for dst is not writable; pass a dst in a writable directory")
+
+
+def _entries_of(bundle: BundleReader, stored: str) -> Dict[bytes, Entry]:
+    """A variable's entry and, for a partitioned one, its slices' entries, by table key."""
+    entry = bundle.entry(stored)
+    own = {key_bytes(stored): entry}
+    if entry.slices:
+        own.update({slice_key: slice_entry for slice_key, _, slice_entry in bundle.slice_entries(stored)})
+    return own
+
+
+def _renamed_entries(reader: CheckpointReader, plan: RenamePlan) -> Dict[bytes, Entry]:
+    """The output index: each kept key's entries under each of its new names, stored bytes
+    unchanged (slice keys re-encoded for the new name). An object-based checkpoint's object
+    graph is not carried over: it names the old keys (the output restores by name)."""
+    out: Dict[bytes, Entry] = {}
+    for key, targets in plan.renames.items():
+        stored = reader.raw(key)
+        own = _entries_of(reader.bundle, stored)
+        for name in targets:
+            out.update(rename_entries(own, {stored: name}))
+    return dict(sorted(out.items()))
+
+
+def _remove(fs: FileSystem, path: str) -> None:
+    try:
+        fs.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _copy_file(src_fs: FileSystem, src: str, dst_fs: FileSystem, dst: str) -> None:
+    copy = getattr(dst_fs, "copy", None)
+    if src_fs is dst_fs and copy is not None:
+        copy(src, dst)  # server-side on object stores
         return
-    # tf.compat.v1.train.update_checkpoint_state does the same but logs a deprecation notice.
-    update = getattr(getattr(getattr(tf, "__internal__", None), "train", None), "update_checkpoint_state", None)
-    if update is not None:
-        update(directory, name, all_model_checkpoint_paths=[name], save_relative_paths=True)
-    else:  # pragma: no cover - older TensorFlow
-        v1.train.update_checkpoint_state(directory, name, all_model_checkpoint_paths=[name])
+    with src_fs.open(src, "rb") as source, dst_fs.open(dst, "wb") as target:
+        for chunk in iter(lambda: source.read(_COPY_CHUNK), b""):
+            target.write(chunk)
+
+
+class _Output:
+    """The checkpoint being written at ``prefix``: its data files, then its index."""
+
+    def __init__(self, fs: FileSystem, prefix: str) -> None:
+        self.fs, self.prefix = fs, prefix
+        self.index = index_path(prefix)
+        self.old_shards = read_index(prefix, fs)[0].num_shards if fs.exists(self.index) else None
+        self.atomic = has_atomic_replace(fs, self.index)
+        # Written under a temporary name and switched atomically where the file system can.
+        self.index_target = temp_path(self.index) if self.atomic else self.index
+        self.written: List[str] = []
+
+    def shard_count(self, wanted: int) -> int:
+        """``wanted``, or one more when that would reuse the file names the current index points at."""
+        return wanted if self.old_shards != wanted else wanted + 1
+
+    def fresh(self, path: str) -> str:
+        """A data path to create: whatever is there goes first, so that nothing is written
+        through a hard link into another checkpoint's file."""
+        _remove(self.fs, path)
+        self.written.append(path)
+        return path
+
+    def publish(self) -> None:
+        """Switch to the new index, then remove the data files no index points at any more."""
+        if self.atomic:
+            self.fs.replace(self.index_target, self.index)
+        new_shards = read_index(self.prefix, self.fs)[0].num_shards
+        keep = set(data_paths(self.prefix, new_shards))
+        for stale in self.fs.glob(self.prefix + ".data-?????-of-?????"):
+            if stale not in keep:
+                _remove(self.fs, stale)
+        if self.old_shards is not None and self.fs.exists(self.prefix + ".meta"):
+            _remove(self.fs, self.prefix + ".meta")
+            _logger.warning("removed %s.meta: it described the graph of the checkpoint that was replaced", self.prefix)
+
+    def discard(self) -> None:
+        """Remove what was written (before publish): the destination is as it was."""
+        for path in self.written + ([self.index_target] if self.atomic else []):
+            _remove(self.fs, path)
+
+
+def _check_data_sizes(source: BundleReader) -> None:
+    """Every entry lies inside its data file: a truncated source is refused before anything
+    is linked (the bytes themselves are not read; see rename_variables)."""
+    ends: Dict[int, Tuple[int, str]] = {}
+    for table_key, entry in source.raw_items():
+        end = entry.offset + entry.size
+        if entry.size and end > ends.get(entry.shard_id, (0, ""))[0]:
+            ends[entry.shard_id] = (end, table_key.decode("utf-8", "replace"))
+    for shard, (end, key) in ends.items():
+        path = source.data_path(shard)
+        size = source.fs.size(path) if source.fs.exists(path) else 0
+        if size < end:
+            raise CorruptCheckpointError(
+                f"Corrupt checkpoint file {path}: {key!r} ends at byte {end}, the file has {size} bytes "
+                "(truncated?). Re-copy the checkpoint from where it was written, or re-save it."
+            )
+
+
+def _link_data(source: BundleReader, output: _Output, num_shards: int) -> None:
+    """The output's data files as hard links to (or copies of) the source's; extra ones empty."""
+    _check_data_sizes(source)
+    for shard in range(num_shards):
+        path = output.fresh(data_path(output.prefix, shard, num_shards))
+        if shard >= source.num_shards:
+            with output.fs.open(path, "wb"):
+                pass
+        elif not (source.fs is output.fs and output.fs.link(source.data_path(shard), path)):
+            _copy_file(source.fs, source.data_path(shard), output.fs, path)
+
+
+def _rename_in_o_index(reader: CheckpointReader, plan: RenamePlan, output: _Output, in_place: bool) -> None:
+    """Nothing dropped: a new index over the same bytes (in place: the same files)."""
+    bundle = reader.bundle
+    entries = _renamed_entries(reader, plan)
+    num_shards = bundle.num_shards if in_place else output.shard_count(bundle.num_shards)
+    if not in_place:
+        _link_data(bundle, output, num_shards)
+    header = bundle.header
+    if num_shards != header.num_shards:
+        header = dataclasses.replace(header, num_shards=num_shards, raw=b"")  # raw re-encoded
+    with output.fs.open(output.index_target, "wb") as file:
+        file.write(encode_index(header, entries))
+
+
+def _copy_entry(writer: BundleWriter, bundle: BundleReader, stored: str, name: str, chunk: int) -> None:
+    """One variable's stored bytes (all slices of a partitioned one) under ``name``, read in
+    chunks of ``chunk`` bytes and checked against their crc32c."""
+    entry = bundle.entry(stored)
+    if not entry.slices:
+        writer.add_raw(name, entry, bundle.iter_raw(stored, chunk_size=chunk))
+        return
+    for slice_key, spec, slice_entry in bundle.slice_entries(stored):
+        writer.add_raw(encode_slice_key(name, spec), slice_entry, bundle.iter_raw(slice_key, chunk_size=chunk))
+    writer.add_entry(name, entry)
+
+
+def _copy_kept(reader: CheckpointReader, plan: RenamePlan, output: _Output, chunk: int,
+               progress: Optional[Callable[[int, int], None]]) -> None:
+    """Keys dropped: the kept entries' bytes copied into new data files, crc32c checked."""
+    num_shards = output.shard_count(1)
+    paths = [output.fresh(path) for path in data_paths(output.prefix, num_shards)]
+    writer = BundleWriter(output.prefix, output.fs, num_shards=num_shards, index_path=output.index_target,
+                          data_paths=paths)
+    total, done = sum(plan.sizes.values()), 0
+    try:
+        for key, targets in plan.renames.items():
+            for name in targets:
+                _copy_entry(writer, reader.bundle, reader.raw(key), name, chunk)
+            done += plan.sizes[key]
+            if progress is not None:
+                progress(done, total)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _update_state_file(fs: FileSystem, destination: str) -> None:
+    """Name ``destination`` in its directory's ``checkpoint`` state file, relative to it, so
+    that ``tf.train.latest_checkpoint(dir)`` finds it from any working directory.
+
+    A directory whose state file already names another checkpoint that exists (a training
+    run's own, or the source) keeps it as latest, so that a resuming job is not silently
+    pointed at the renamed copy; that is logged.
+    """
+    directory, name = parent_of(destination), os.path.basename(destination)
+    try:
+        state = read_state(fs, directory)
+    except PartialSaverError:
+        state = None  # an unreadable state file is replaced
+    if state is not None and state.latest and os.path.basename(state.latest) != name:
+        latest = state.latest if is_url(state.latest) or os.path.isabs(state.latest) else join(directory, state.latest)
+        if fs.exists(latest + ".index"):
+            _logger.warning("%s names %s as its latest checkpoint; left unchanged: pass the prefix %s explicitly",
+                            join(directory, "checkpoint"), latest, destination)
+            return
+    write_state(fs, directory, [name])
+
+
+def _check_budget(memory_budget: Any) -> None:
+    if isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget <= 0:
+        raise UsageError(f"memory_budget must be a positive number of bytes, not {memory_budget!r}")
 
 
 def rename_variables(
@@ -246,74 +340,69 @@ def rename_variables(
     ``name_map`` takes the rules of SmartSaver (exact, scope, regex, callable); include /
     exclude specs apply to the source keys (callables receive the key) and keys they leave
     out are not written, e.g. ``exclude=OPTIMIZER_SLOTS`` strips optimizer state. Values,
-    dtypes and shapes come out bit-identical; slices of partitioned variables come out as
-    full tensors. ``src`` is never modified; ``dst`` is complete or absent; ``dst``'s
-    directory gets a ``checkpoint`` state file naming it. ``.meta`` files are not copied.
+    dtypes and shapes come out bit-identical, partitioned variables keep their slices.
+
+    A rename that only renames rewrites the index and hard-links the data files (copies
+    them where links are impossible); in place (``dst`` is ``src``, ``overwrite=True``) it
+    replaces the index alone. A rename that drops keys copies the kept bytes, each tensor's
+    crc32c checked. ``src`` is never modified (but in place); ``dst`` is complete or
+    absent, or still the old checkpoint, at every instant, a kill included. ``dst`` may be an
+    existing directory (the source's file name is used); its parent is created; its
+    directory's ``checkpoint`` state file names it. ``.meta`` files are not copied.
 
     Args:
-        memory_budget: bytes of tensors held at once (a larger single tensor goes alone).
-        progress: called as ``progress(bytes_done, bytes_total)`` after each batch.
+        memory_budget: at most this many bytes of a tensor are held at once (copies go in
+            chunks of at most 8 MiB).
+        progress: called as ``progress(bytes_done, bytes_total)`` as keys are copied.
 
     Returns:
         {source key: new name} for every key written (a tuple for list values).
 
     Raises:
         NameMapError: bad map, collisions, or a map that changes nothing.
-        UsageError: dst exists (pass overwrite=True), is src, or its directory is missing.
+        UsageError: dst exists (pass overwrite=True), is src, or cannot be written.
         CheckpointNotFoundError, CorruptCheckpointError: ``src`` cannot be read.
 
     Example:
         >>> rename_variables("old_dir", "new/model.ckpt",
         ...                  {re.compile(r"^(.*)/weights$"): r"\\1/kernel"})  # doctest: +SKIP
     """
-    if isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget <= 0:
-        raise UsageError(f"memory_budget must be a positive number of bytes, not {memory_budget!r}")
+    _check_budget(memory_budget)
     plan = plan_rename(src, name_map, include=include, exclude=exclude)
-    destination = _destination(dst, plan.source, overwrite)
+    destination = destination_prefix(dst, plan.source)
+    in_place = _same_prefix(destination, plan.source)
     if not plan.renames:
         raise NameMapError(f"the filters leave no key of {plan.source!r} to write; loosen include / exclude")
-    if not plan.changes_anything and os.path.abspath(destination) != os.path.abspath(plan.source):
+    if not plan.changes_anything and not in_place:
         unmatched = [d.subject for d in plan.diagnostics]
         raise NameMapError(
             f"name_map renames nothing in {plan.source!r} and no key is filtered out, so dst would be a plain copy"
             + (f"; these matched no key: {', '.join(unmatched[:5])}" if unmatched else "")
             + "; check the map against `partialsaver list`"
         )
+    fs = filesystem_for(destination)
+    _check_destination(fs, destination, plan.source, overwrite)
     for diagnostic in plan.diagnostics:
         _logger.warning("%s", diagnostic.message)
-    parent = os.path.dirname(destination) or "."
-    _remove_stale_temporaries(parent)
-    workdir = posixpath.join(parent, _temp_name())
-    total, done = sum(plan.sizes.values()), 0
+    remove_stale_temporaries(fs, parent_of(destination), os.path.basename(destination))
+    output = _Output(fs, destination)
     try:
-        tf.io.gfile.makedirs(workdir)
-        parts = []
-        batches = _batches(list(plan.renames), plan.sizes, memory_budget)
-        for number, batch in enumerate(batches):
-            part = posixpath.join(workdir, f"part-{number:05d}")
-            try:
-                _copy_batch(plan, part, batch)
-            except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.NotFoundError,
-                    tf.errors.InvalidArgumentError) as error:
-                raise CorruptCheckpointError(
-                    f"reading {plan.source!r} failed ({type(error).__name__}: {meaningful_line(error)}); "
-                    "the source is truncated or corrupt: nothing was written to dst"
-                ) from error
-            parts.append(part)
-            done += sum(plan.sizes[key] for key in batch)
-            _logger.info("rename: batch %d/%d written (%.1f MB of %.1f MB)", number + 1, len(batches), done / 2**20, total / 2**20)
-            if progress is not None:
-                progress(done, total)
-        merged = posixpath.join(workdir, "merged")
-        _run_merge(parts, merged)
-        _move_into_place(merged, destination)
-        _update_state_file(destination)
-    except tf.errors.OpError as error:
+        with CheckpointReader(plan.source) as reader:
+            if plan.dropped:
+                _copy_kept(reader, plan, output, min(memory_budget, _COPY_CHUNK), progress)
+            else:
+                _rename_in_o_index(reader, plan, output, in_place)
+                if progress is not None:
+                    progress(sum(plan.sizes.values()), sum(plan.sizes.values()))
+    except PartialSaverError:
+        output.discard()
+        raise
+    except OSError as error:
+        output.discard()
         raise PartialSaverError(
-            f"writing {destination!r} failed ({type(error).__name__}: {meaningful_line(error)}); "
-            "check free disk space and permissions: nothing was written to dst"
+            f"writing {destination!r} failed ({type(error).__name__}: {error}); check free disk space and "
+            f"permissions: {'the checkpoint there is unchanged' if output.old_shards else 'nothing was written to dst'}"
         ) from error
-    finally:
-        if tf.io.gfile.exists(workdir):
-            tf.io.gfile.rmtree(workdir)
+    output.publish()
+    _update_state_file(fs, destination)
     return {key: targets[0] if len(targets) == 1 else targets for key, targets in plan.renames.items()}

@@ -11,21 +11,16 @@ import contextlib
 import logging
 import os
 import threading
-import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Sequence, Set, Tuple
 
+from partialsaver._files import filesystem_for, remove_stale_temporaries
 from partialsaver._check import NO_CHECK, InitCheck, build_check, refuse_fed_initializers
-from partialsaver._reading import CheckpointReader, meaningful_line
+from partialsaver._reading import CheckpointReader
+from partialsaver._tf_errors import meaningful_line, translate_read_error
 from partialsaver._restore_graph import build_restore
 from partialsaver._logs import quiet_tensorflow_logs
 from partialsaver._tf import tf, v1
-from partialsaver.errors import (
-    CheckpointMismatchError,
-    CheckpointNotFoundError,
-    CorruptCheckpointError,
-    PartialSaverError,
-    UsageError,
-)
+from partialsaver.errors import PartialSaverError, UsageError
 from partialsaver.names import GraphVariable, graph_variables
 
 _logger = logging.getLogger("partialsaver")
@@ -34,7 +29,7 @@ _SAVE_KWARGS = frozenset(
 )
 Pairs = Sequence[Tuple[str, GraphVariable]]
 
-__all__ = ["GraphOps", "check_session", "restore_eager", "translate_read_error"]
+__all__ = ["GraphOps", "check_session", "restore_eager"]
 
 
 def check_session(sess: Any) -> Any:
@@ -48,29 +43,6 @@ def check_session(sess: Any) -> Any:
     if getattr(sess, "_closed", False):
         raise UsageError("the session is closed; restore with an open session (e.g. inside `with Session() as sess:`)")
     return graph
-
-
-def translate_read_error(error: Exception, prefix: str) -> PartialSaverError:
-    """TensorFlow's restore-time OpErrors as PartialSaverErrors naming the checkpoint.
-
-    Every key is read before any variable is assigned (see _restore_graph), so a read
-    error means that no variable was changed.
-    """
-    cause = meaningful_line(error)
-    if isinstance(error, tf.errors.NotFoundError):
-        return CheckpointNotFoundError(
-            f"restoring from {prefix!r} failed, a file is missing ({cause}); no variable was changed: "
-            "copy all files of the checkpoint"
-        )
-    if isinstance(error, tf.errors.InvalidArgumentError):
-        return CheckpointMismatchError(
-            f"restoring from {prefix!r} failed: {cause}; no variable was changed: check the shapes in the plan "
-            "(SmartSaver.plan)"
-        )
-    return CorruptCheckpointError(
-        f"restoring from {prefix!r} failed ({type(error).__name__}: {cause}); no variable was changed: "
-        "the checkpoint is truncated or corrupt, re-copy or re-save it"
-    )
 
 
 class GraphOps:
@@ -206,7 +178,7 @@ class GraphOps:
         try:
             if parent:
                 tf.io.gfile.makedirs(parent)
-            remove_stale_tempstate(save_path)
+            remove_stale_temporaries(filesystem_for(save_path), parent or ".", os.path.basename(save_path))
             # The graph as default: a thread that never entered it is in eager mode, and
             # tf.compat.v1.train.Saver.save would then build eager ops for graph tensors.
             in_graph = self.graph.as_default() if self.graph is not None else contextlib.nullcontext()
@@ -228,24 +200,6 @@ class GraphOps:
                 f"writing the checkpoint {save_path!r} failed ({type(error).__name__}: {meaningful_line(error)}); "
                 "check free disk space and the path: the previous checkpoints are unchanged"
             ) from error
-
-
-# TensorFlow writes a checkpoint's files as "<name>.tempstate<random>" and renames them when
-# complete; a killed save leaves them behind. One untouched this long belongs to no live save.
-STALE_TEMPSTATE_SECONDS = 600
-
-
-def remove_stale_tempstate(save_path: str) -> None:
-    """Delete the partial files of killed saves of ``save_path`` (local paths only)."""
-    directory, name = os.path.split(save_path)
-    if "://" in save_path or not os.path.isdir(directory or "."):
-        return
-    now = time.time()
-    for entry in os.listdir(directory or "."):
-        path = os.path.join(directory, entry)
-        if entry.startswith(name) and ".tempstate" in entry and now - os.path.getmtime(path) > STALE_TEMPSTATE_SECONDS:
-            _logger.info("removing %s left by an interrupted save", path)
-            os.remove(path)
 
 
 def restore_eager(prefix: str, pairs: Pairs, reshaped: Sequence[str] = ()) -> None:

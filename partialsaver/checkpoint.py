@@ -1,4 +1,4 @@
-"""Offline tools on checkpoint files, no graph needed (DESIGN section 7).
+"""Offline tools on checkpoint files: no graph, no TensorFlow needed.
 
 ::
 
@@ -9,8 +9,8 @@
     diff_checkpoints(a, b) -> CheckpointDiff
 
 Metadata comes from a checkpoint's ``.index`` alone; tensors are read one at a time
-(``load_variable``, ``diff_checkpoints``) or streamed in bounded batches
-(``rename_variables``).
+(``load_variable``, ``diff_checkpoints``), each checked against its crc32c; a rename
+rewrites the index and reuses the data files, or copies the kept bytes.
 """
 
 from partialsaver._diff import Change, CheckpointDiff, ValueChange, diff_checkpoints
@@ -21,9 +21,9 @@ from partialsaver._reading import (
     load_variable,
     open_reader,
     read_metadata,
-    resolve_checkpoint,
 )
-from partialsaver._rename import DEFAULT_MEMORY_BUDGET, RenamePlan, plan_rename, rename_variables
+from partialsaver._rename import DEFAULT_MEMORY_BUDGET, RenamePlan, destination_prefix, plan_rename, rename_variables
+from partialsaver._resolve import resolve_checkpoint
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",
@@ -33,6 +33,7 @@ __all__ = [
     "RenamePlan",
     "ValueChange",
     "VariableInfo",
+    "destination_prefix",
     "diff_checkpoints",
     "list_variables",
     "load_variable",

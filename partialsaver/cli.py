@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 
 from partialsaver.checkpoint import (
+    destination_prefix,
     diff_checkpoints,
     list_variables,
     load_variable,
@@ -256,15 +257,16 @@ def _cmd_rename(args: argparse.Namespace) -> int:
         kept = sum(1 for key, targets in plan.renames.items() if targets == (key,))
         print(f"{len(plan.renames) - kept} renamed, {kept} unchanged, {len(plan.dropped)} dropped (dry run: nothing written)")
         return EXIT_OK
+    destination = destination_prefix(args.dst, plan.source)
     update, close = _progress_bar(not args.quiet)
     try:
-        renames = rename_variables(args.src, args.dst, name_map, include=include, exclude=exclude,
+        renames = rename_variables(args.src, destination, name_map, include=include, exclude=exclude,
                                    overwrite=args.overwrite, memory_budget=int(args.memory_budget * 2**20),
                                    progress=update)
     finally:
         close()
     renamed = sum(1 for key, target in renames.items() if target != key)
-    print(f"wrote {args.dst}: {len(renames)} variables ({renamed} renamed, {len(plan.dropped)} dropped)")
+    print(f"wrote {destination}: {len(renames)} variables ({renamed} renamed, {len(plan.dropped)} dropped)")
     return EXIT_OK
 
 

@@ -16,14 +16,14 @@ Any value may be a list: the key then feeds several graph variables.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 from partialsaver.errors import NameMapError, format_items
-from partialsaver.selection import strip_output_suffix
+from partialsaver.selection import Diagnostic, strip_output_suffix
 
 NameMapArg = Union[None, Mapping[Any, Any], Callable[[str], Any]]
 
-__all__ = ["NameMap", "Rule"]
+__all__ = ["NameMap", "Rule", "describe_collisions", "scope_hint", "unmatched_rules"]
 
 
 class Rule(NamedTuple):
@@ -254,4 +254,37 @@ class NameMap:
             for target in rule.targets
             if target not in known_set
         ]
+
+
+def scope_hint(source: str, target: str, names: Sequence[str]) -> str:
+    """A hint for an exact entry that was meant as a scope rule (``{"a": "b/a"}``), or ""."""
+    if any(name.startswith(target.rstrip("/") + "/") or name.startswith(source + "/") for name in names):
+        return f" (to map a scope, end both sides with '/': {{{source + '/'!r}: {target + '/'!r}}})"
+    return ""
+
+
+def unmatched_rules(name_map: NameMap, used: Set[int], keys: Sequence[str]) -> List[Diagnostic]:
+    """An ``unmatched_rule`` diagnostic for every rule (by index) not in ``used``."""
+    return [
+        Diagnostic(
+            "unmatched_rule",
+            rule.describe(),
+            f"name_map {rule.describe()} matched no checkpoint key"
+            + (scope_hint(rule.source, rule.targets[0], keys) if rule.kind == "exact" else "")
+            + "; check it for a typo (perhaps you misspelled it?)",
+        )
+        for rule in name_map.rules
+        if rule.index not in used and rule.kind != "var_list"
+    ]
+
+
+def describe_collisions(pairs: Iterable[Tuple[str, str]]) -> List[str]:
+    """``"'target' <- ['a', 'b']"`` for every target that several distinct sources would get,
+    given (target, source) pairs; sorted."""
+    sources: Dict[str, List[str]] = {}
+    for target, source in pairs:
+        found = sources.setdefault(target, [])
+        if source not in found:
+            found.append(source)
+    return [f"{target!r} <- {sorted(found)!r}" for target, found in sorted(sources.items()) if len(found) > 1]
 

@@ -17,7 +17,7 @@ from partialsaver import _report
 from partialsaver._suggest import Meta, propose_name_map, suggest
 from partialsaver._reading import CheckpointMetadata
 from partialsaver.errors import NameMapError, UsageError, format_items
-from partialsaver.mapping import NameMap, Rule
+from partialsaver.mapping import NameMap, Rule, scope_hint, unmatched_rules
 from partialsaver.names import GraphVariable, Shape, graph_of
 from partialsaver.selection import Diagnostic, Selection, Spec, describe_spec, matches
 
@@ -174,19 +174,10 @@ def _reshapable(graph_variable: GraphVariable, checkpoint_shape: Tuple[int, ...]
     return math.prod(shape) == math.prod(checkpoint_shape)
 
 
-def _scope_hint(source: str, target: str, names: Sequence[str]) -> str:
-    """A hint for an exact entry that was meant as a scope rule (``{"a": "b/a"}``)."""
-    if any(name.startswith(target.rstrip("/") + "/") for name in names) or any(
-        name.startswith(source + "/") for name in names
-    ):
-        return f" (to map a scope, end both sides with '/': {{{source + '/'!r}: {target + '/'!r}}})"
-    return ""
-
-
 def _check_rule_targets(name_map: NameMap, variables: Mapping[str, GraphVariable], graph: Any) -> None:
     unknown = name_map.unknown_exact_targets(list(variables))
     if unknown:
-        hints = "".join(sorted({_scope_hint(source, target, list(variables)) for source, target in unknown}))
+        hints = "".join(sorted({scope_hint(source, target, list(variables)) for source, target in unknown}))
         listed = [f"{source!r} -> {target!r}" for source, target in unknown]
         raise NameMapError(
             f"name_map names {len(unknown)} graph variable(s) that do not exist: {format_items(listed)}{hints}; "
@@ -268,18 +259,7 @@ def _require_diagnostics(
 def _rule_diagnostics(name_map: NameMap, pairing: _Pairing, unused: Sequence[str], keys: Sequence[str]) -> List[Diagnostic]:
     """Rules that matched no key (likely a typo in the source), and rules that sent every
     key they matched to names that are no variable (likely a typo in the target)."""
-    used_rules = {rule.index for rule in pairing.rule_of.values()}
-    diagnostics = [
-        Diagnostic(
-            "unmatched_rule",
-            rule.describe(),
-            f"name_map {rule.describe()} matched no checkpoint key"
-            + (_scope_hint(rule.source, rule.targets[0], keys) if rule.kind == "exact" else "")
-            + "; check it for a typo (perhaps you misspelled it?)",
-        )
-        for rule in name_map.rules
-        if rule.index not in used_rules and rule.kind != "var_list"
-    ]
+    diagnostics = unmatched_rules(name_map, {rule.index for rule in pairing.rule_of.values()}, keys)
     dead_rules: Dict[str, int] = defaultdict(int)
     for key in unused:
         if key in pairing.rule_of:

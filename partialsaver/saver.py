@@ -19,7 +19,7 @@ from partialsaver._arguments import (
 from partialsaver._tf import tf, v1
 from partialsaver._reading import read_metadata
 from partialsaver.errors import CheckpointMismatchError, NameMapError, UsageError, format_items
-from partialsaver.mapping import NameMap, NameMapArg
+from partialsaver.mapping import NameMap, NameMapArg, describe_collisions
 from partialsaver.names import GraphVariable, LazyVariables, collect_variables, graph_of, graph_variables, variable_name
 from partialsaver.plan import PlanOptions, RestorePlan, build_plan
 from partialsaver.selection import SpecArg, normalize_specs, select
@@ -324,16 +324,14 @@ class SmartSaver:
         variables, candidates = self._variables(graph)
         selection = select(candidates, self._include, self._exclude, self._expect_new, obj_of=LazyVariables(variables))
         names = list(selection.selected) + list(selection.expected_new)
-        by_key: Dict[str, List[str]] = {}
-        for name in names:
-            by_key.setdefault(self._name_map.invert(name), []).append(name)
-        collisions = [f"{key!r} <- {names!r}" for key, names in by_key.items() if len(names) > 1]
+        keys = {name: self._name_map.invert(name) for name in names}
+        collisions = describe_collisions((key, name) for name, key in keys.items())
         if collisions:
             raise NameMapError(
                 f"save() would write several variables under one checkpoint key: {format_items(collisions)}; "
                 "make name_map invertible for these variables or exclude some of them"
             )
-        return [(key, variables[names[0]]) for key, names in by_key.items()]
+        return [(key, variables[name]) for name, key in keys.items()]
 
     def save(self, sess: Any, save_path: Any, global_step: Any = None, **kwargs: Any) -> str:
         """Save the selected variables under the keys restore() would read them from.

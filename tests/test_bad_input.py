@@ -120,13 +120,13 @@ CASES = [
     ("missing path", lambda e: SmartSaver().restore(e.sess, str(e.tmp_path / "nope")), CheckpointNotFoundError,
      "no checkpoint at.*Pass a checkpoint directory or prefix"),
     ("a file, not a checkpoint", lambda e: SmartSaver().restore(e.sess, file_path(e)), CorruptCheckpointError,
-     "not a TensorFlow checkpoint: re-copy"),
+     "not a TensorFlow V2 checkpoint.*re-save it"),
     ("empty directory", lambda e: SmartSaver().restore(e.sess, empty_dir(e)), CheckpointNotFoundError,
      "holds no checkpoint.*pass the directory a Saver wrote"),
     ("state file -> deleted prefix", lambda e: SmartSaver().restore(e.sess, deleted_latest(e)),
      CheckpointNotFoundError, "does not exist \\(deleted\\?\\)"),
     ("zero-byte index", lambda e: SmartSaver().restore(e.sess, zero_byte_index(e)), CorruptCheckpointError,
-     "cannot be read"),
+     "too short for a TensorFlow checkpoint index. Re-copy"),
     ("load_variable name=5", lambda e: load_variable(e.checkpoint, 5), UsageError, "name must be a str"),
     ("load_variable unknown", lambda e: load_variable(e.checkpoint, "v3x"), VariableNotFoundError,
      "no variable 'v3x'; did you mean 'v3'"),
@@ -230,7 +230,7 @@ def test_a_directory_without_write_permission(seed_checkpoint, unwritable_dir, g
 
 
 @pytest.mark.parametrize("argv, fragment", [
-    (["list", "{file}"], "not a TensorFlow checkpoint"),
+    (["list", "{file}"], "not a TensorFlow V2 checkpoint"),
     (["rename", "{ckpt}", "{tmp}/x.ckpt", "--map", "v3=x", "--memory-budget", "nan"], "positive number of megabytes"),
     (["rename", "{ckpt}", "{tmp}/x.ckpt", "--map", "v3=x", "--memory-budget", "inf"], "positive number of megabytes"),
     (["plan", "{ckpt}", "--meta", "{tmp}/missing.meta"], "cannot import the meta graph"),

@@ -68,14 +68,14 @@ def test_a_moved_directory_still_resolves(prefix, tmp_path):
 
 def test_a_prefix_whose_data_file_is_gone(prefix):
     os.remove(prefix + ".data-00000-of-00001")
-    with pytest.raises(CheckpointNotFoundError, match="no model.ckpt-3.data-\\* file"):
+    with pytest.raises(CheckpointNotFoundError, match="missing 1 of its 1 data file.*model.ckpt-3.data-00000-of-00001"):
         resolve_checkpoint(prefix)
 
 
 def test_garbage_in_the_index_is_a_corrupt_checkpoint(prefix, graph):
     with open(prefix + ".index", "wb") as index:
         index.write(b"this is not a table" * 10)
-    with pytest.raises(CorruptCheckpointError, match="cannot be read"):
+    with pytest.raises(CorruptCheckpointError, match="model.ckpt-3.index: not a TensorFlow checkpoint index"):
         list_variables(prefix)
     with pytest.raises(CorruptCheckpointError):
         SmartSaver().plan(prefix)

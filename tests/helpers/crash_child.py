@@ -1,14 +1,18 @@
 """A process that gets itself killed with SIGKILL at a chosen point of rename or save.
 
-    crash_child.py rename SRC DST POINT [overwrite]
+    crash_child.py rename SRC DST POINT MODE [overwrite]
     crash_child.py save DIR DELAY
 
-rename points: after_first_batch, before_merge, after_data_moved, before_state_file,
-timed:<seconds>. save: saves step after step (the variable holds the step number
-everywhere) and is killed <DELAY> seconds after its second save returned.
+rename points: mid_copy (after the first key's bytes were copied; MODE drop only),
+data_written (new data files in place, the index not yet switched), index_switched (the new
+index in place, old data files not yet removed), before_state_file, timed:<seconds>.
+MODE: "pure" renames every key (the index is rewritten, the data reused), "drop" also
+leaves four keys out (the kept bytes are copied). save: saves step after step (the variable
+holds the step number everywhere) and is killed <DELAY> seconds after its second save.
 """
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -18,9 +22,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 
 from partialsaver import SmartSaver, _rename  # noqa: E402
+from partialsaver.format import fs as format_fs  # noqa: E402
 
 v1 = tf.compat.v1
 SIZE = 16 << 20  # 64 MiB: a save takes long enough to be killed inside it
+DROPPED = re.compile(r"^layer0[0-3]/")
 
 
 def die() -> None:
@@ -28,27 +34,27 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def rename(src: str, dst: str, point: str, overwrite: bool) -> None:
+def rename(src: str, dst: str, point: str, mode: str, overwrite: bool) -> None:
     progress = None
-    if point == "after_first_batch":
+    if point == "mid_copy":
         progress = lambda done, total: die()  # noqa: E731
-    elif point == "before_merge":
-        _rename._run_merge = lambda *args: die()
-    elif point == "after_data_moved":
-        real_rename = tf.io.gfile.rename
+    elif point == "data_written":
+        _rename._Output.publish = lambda self: die()
+    elif point == "index_switched":
+        real_replace = format_fs.LocalFileSystem.replace
 
-        def rename_then_die_before_index(source, target, overwrite=False):
+        def replace_then_die(self, source, target):
+            real_replace(self, source, target)
             if target.endswith(".index"):
                 die()
-            real_rename(source, target, overwrite=overwrite)
 
-        tf.io.gfile.rename = rename_then_die_before_index
+        format_fs.LocalFileSystem.replace = replace_then_die
     elif point == "before_state_file":
-        _rename._update_state_file = lambda dst: die()
+        _rename._update_state_file = lambda fs, destination: die()
     elif point.startswith("timed:"):
         threading.Timer(float(point.split(":")[1]), die).start()
-    _rename.rename_variables(src, dst, {"/": "renamed/"}, memory_budget=4 << 20, overwrite=overwrite,
-                             progress=progress)
+    _rename.rename_variables(src, dst, {"/": "renamed/"}, exclude=DROPPED if mode == "drop" else None,
+                             memory_budget=1 << 20, overwrite=overwrite, progress=progress)
     print("finished", flush=True)
 
 
@@ -70,6 +76,6 @@ def save(directory: str, delay: float) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "rename":
-        rename(sys.argv[2], sys.argv[3], sys.argv[4], len(sys.argv) > 5)
+        rename(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], len(sys.argv) > 6)
     else:
         save(sys.argv[2], float(sys.argv[3]))

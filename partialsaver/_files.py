@@ -1,0 +1,371 @@
+"""Files for the offline tools: which file system a path lives on, writing a file so that
+readers see the old one or the new one, and cleaning up what killed runs left behind.
+
+Local paths use ``os``. A URL (``gs://``, ``s3://``, ``ram://``, ``memory://``, ...) goes
+through ``fsspec`` when it is installed and knows the protocol, else through TensorFlow's
+``tf.io.gfile`` when TensorFlow is installed; ``ram://`` is TensorFlow's own and always
+goes there. Neither is imported for a local path.
+
+One policy for temporaries: partialsaver names its own ``<target>.partialsaver-tmp-<host>-
+<pid>-<random>`` and removes one when its process is gone (checked on this host) or, on a
+shared file system, when it is a day old; TensorFlow's Saver names its partial files
+``<target>.tempstate<random>`` and they are removed when ten minutes old.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import re
+import socket
+import sys
+import time
+import uuid
+from typing import IO, Any, List
+
+from partialsaver.errors import UsageError
+from partialsaver.format.fs import LOCAL, FileSystem
+
+_logger = logging.getLogger("partialsaver")
+
+TEMP_MARK = ".partialsaver-tmp-"
+_HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
+# A partialsaver temporary of another host (a shared file system) this old belongs to no live run.
+STALE_FOREIGN_SECONDS = 24 * 3600
+# TensorFlow's Saver writes "<file>.tempstate<random>" and renames it when complete; one untouched
+# this long belongs to no live save.
+STALE_TEMPSTATE_SECONDS = 600
+# Protocols only TensorFlow knows (fsspec has its own "memory://", not TensorFlow's "ram://").
+_TENSORFLOW_ONLY = frozenset({"ram"})
+
+__all__ = [
+    "TEMP_MARK",
+    "filesystem_for",
+    "is_url",
+    "join",
+    "parent_of",
+    "process_alive",
+    "remove_stale_temporaries",
+    "temp_path",
+    "write_bytes",
+]
+
+
+def is_url(path: str) -> bool:
+    return "://" in path
+
+
+def join(directory: str, name: str) -> str:
+    return posixpath.join(directory, name) if is_url(directory) else os.path.join(directory, name)
+
+
+def parent_of(path: str) -> str:
+    if is_url(path):
+        return posixpath.dirname(path.rstrip("/"))
+    return os.path.dirname(path) or "."
+
+
+def filesystem_for(path: str) -> FileSystem:
+    """The file system ``path`` lives on.
+
+    Raises:
+        UsageError: a URL whose protocol neither fsspec nor TensorFlow can handle here.
+    """
+    if not is_url(path):
+        return LOCAL
+    protocol = path.split("://", 1)[0]
+    if protocol not in _TENSORFLOW_ONLY:
+        fsspec_fs = _fsspec_for(protocol)
+        if fsspec_fs is not None:
+            return FsspecFileSystem(fsspec_fs, protocol)
+    gfile = _tensorflow_gfile()
+    if gfile is not None:
+        return GfileFileSystem(gfile)
+    raise UsageError(
+        f"cannot open {path!r}: no installed file system handles {protocol}://; install fsspec with the "
+        f"package for it (pip install 'partialsaver[fsspec]', plus gcsfs / s3fs / ...) or TensorFlow"
+    )
+
+
+def _fsspec_for(protocol: str) -> Any:
+    try:
+        import fsspec
+    except ImportError:
+        return None
+    try:
+        return fsspec.filesystem(protocol)
+    except (ImportError, ValueError):  # an unknown protocol, or its package (gcsfs, s3fs) is missing
+        return None
+
+
+def _tensorflow_gfile() -> Any:
+    try:
+        from partialsaver._tf import tf
+    except ImportError:
+        return None
+    return tf.io.gfile
+
+
+class GfileFileSystem:
+    """The FileSystem seam over TensorFlow's ``tf.io.gfile`` (gs://, s3://, ram://, ...)."""
+
+    def __init__(self, gfile: Any) -> None:
+        self._gfile = gfile
+        from partialsaver._tf import tf
+
+        self._errors = tf.errors
+
+    @property
+    def atomic_replace(self) -> bool:
+        return False  # asked per path: see has_atomic_replace
+
+    def has_atomic_replace(self, path: str) -> bool:
+        # TensorFlow asks the file system itself (a local disk: yes; GCS, S3, ram://: no).
+        try:
+            from tensorflow.python.lib.io import file_io
+
+            return bool(file_io.has_atomic_move(path))
+        except (ImportError, AttributeError):  # pragma: no cover - a TensorFlow without it
+            return False
+
+    def open(self, path: str, mode: str = "rb") -> IO[bytes]:
+        try:
+            return self._gfile.GFile(path, mode)
+        except self._errors.NotFoundError as error:
+            raise FileNotFoundError(path) from error
+
+    def exists(self, path: str) -> bool:
+        return bool(self._gfile.exists(path))
+
+    def isdir(self, path: str) -> bool:
+        return bool(self._gfile.isdir(path))
+
+    def size(self, path: str) -> int:
+        try:
+            return int(self._gfile.stat(path).length)
+        except self._errors.NotFoundError as error:
+            raise FileNotFoundError(path) from error
+
+    def listdir(self, path: str) -> List[str]:
+        try:
+            return sorted(name.rstrip("/") for name in self._gfile.listdir(path))
+        except self._errors.NotFoundError as error:
+            raise FileNotFoundError(path) from error
+
+    def glob(self, pattern: str) -> List[str]:
+        try:
+            return sorted(self._gfile.glob(pattern))
+        except self._errors.NotFoundError:
+            return []
+
+    def remove(self, path: str) -> None:
+        try:
+            self._gfile.remove(path)
+        except self._errors.NotFoundError as error:
+            raise FileNotFoundError(path) from error
+
+    def replace(self, src: str, dst: str) -> None:
+        self._gfile.rename(src, dst, overwrite=True)
+
+    def link(self, src: str, dst: str) -> bool:
+        return False
+
+    def makedirs(self, path: str) -> None:
+        self._gfile.makedirs(path)
+
+    def copy(self, src: str, dst: str) -> None:
+        self._gfile.copy(src, dst, overwrite=True)
+
+    def mtime(self, path: str) -> float:
+        return float(self._gfile.stat(path).mtime_nsec) / 1e9
+
+
+class FsspecFileSystem:
+    """The FileSystem seam over an ``fsspec`` file system (memory://, gs:// with gcsfs, ...)."""
+
+    atomic_replace = False  # object stores copy then delete; in memory, moves are not promised atomic
+
+    def __init__(self, fs: Any, protocol: str) -> None:
+        self._fs = fs
+        self._protocol = protocol
+
+    def has_atomic_replace(self, path: str) -> bool:
+        return False
+
+    def _url(self, path: str) -> str:
+        # fsspec lists paths without their protocol; hand back what callers gave.
+        return path if is_url(path) else f"{self._protocol}://{path.lstrip('/')}"
+
+    def open(self, path: str, mode: str = "rb") -> IO[bytes]:
+        if mode == "rb" and not self._fs.isfile(path):
+            raise FileNotFoundError(path)
+        return self._fs.open(path, mode)
+
+    def exists(self, path: str) -> bool:
+        return bool(self._fs.exists(path))
+
+    def isdir(self, path: str) -> bool:
+        return bool(self._fs.isdir(path))
+
+    def size(self, path: str) -> int:
+        if not self._fs.isfile(path):
+            raise FileNotFoundError(path)
+        return int(self._fs.size(path))
+
+    def listdir(self, path: str) -> List[str]:
+        if not self._fs.isdir(path):
+            raise FileNotFoundError(path)
+        return sorted(posixpath.basename(entry.rstrip("/")) for entry in self._fs.ls(path, detail=False))
+
+    def glob(self, pattern: str) -> List[str]:
+        return sorted(self._url(found) for found in self._fs.glob(pattern))
+
+    def remove(self, path: str) -> None:
+        if not self._fs.isfile(path):
+            raise FileNotFoundError(path)
+        self._fs.rm(path)
+
+    def replace(self, src: str, dst: str) -> None:
+        self._fs.mv(src, dst)
+
+    def link(self, src: str, dst: str) -> bool:
+        return False
+
+    def makedirs(self, path: str) -> None:
+        self._fs.makedirs(path, exist_ok=True)
+
+    def copy(self, src: str, dst: str) -> None:
+        self._fs.copy(src, dst)
+
+    def mtime(self, path: str) -> float:
+        modified = self._fs.modified(path)
+        return modified.timestamp()
+
+
+def has_atomic_replace(fs: FileSystem, path: str) -> bool:
+    """Whether replacing ``path`` is atomic there (a reader sees the old or the new file)."""
+    asked = getattr(fs, "has_atomic_replace", None)
+    return bool(asked(path)) if asked is not None else bool(getattr(fs, "atomic_replace", False))
+
+
+def temp_path(target: str) -> str:
+    """A temporary name next to ``target``: host and pid say whose it is (see the module doc)."""
+    return f"{target}{TEMP_MARK}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def write_bytes(fs: FileSystem, path: str, data: bytes) -> None:
+    """Write a small file so that a reader sees the old or the new content: through a
+    temporary and an atomic replace where the file system has one; elsewhere (object stores,
+    where a single object appears whole when written) directly."""
+    if not has_atomic_replace(fs, path):
+        with fs.open(path, "wb") as file:
+            file.write(data)
+        return
+    temporary = temp_path(path)
+    try:
+        with fs.open(temporary, "wb") as file:
+            file.write(data)
+            _flush_to_disk(file)
+        fs.replace(temporary, path)
+    except BaseException:
+        _remove_quietly(fs, temporary)
+        raise
+
+
+def _flush_to_disk(file: Any) -> None:
+    """Data on disk before the rename that publishes it (a crash must not publish zeros)."""
+    fileno = getattr(file, "fileno", None)
+    if fileno is None:
+        return
+    try:
+        file.flush()
+        os.fsync(fileno())
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - not a real file
+        pass
+
+
+def _remove_quietly(fs: FileSystem, path: str) -> None:
+    try:
+        fs.remove(path)
+    except (FileNotFoundError, OSError):
+        pass
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host is running, without signalling it.
+
+    On Windows ``os.kill(pid, 0)`` terminates the process, so there the process is opened
+    for a query of its exit code instead.
+    """
+    if pid <= 0:
+        return False
+    if sys.platform == "win32":
+        return _windows_process_alive(pid)
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is delivered, only the existence check runs
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+def _windows_process_alive(pid: int) -> bool:
+    import ctypes
+
+    query_limited_information, still_active = 0x1000, 259
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(query_limited_information, False, pid)
+    if not handle:
+        return False
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True
+        return code.value == still_active
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+_OWN_TEMP = re.compile(re.escape(TEMP_MARK) + r"(?P<host>[A-Za-z0-9_.]+)-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+
+def _stale(fs: FileSystem, path: str, name: str, now: float) -> bool:
+    match = _OWN_TEMP.search(name)
+    if match is not None:
+        if match.group("host") == _HOST:
+            return not process_alive(int(match.group("pid")))
+        return _age(fs, path, now) > STALE_FOREIGN_SECONDS
+    if ".tempstate" in name:
+        return _age(fs, path, now) > STALE_TEMPSTATE_SECONDS
+    return False
+
+
+def _age(fs: FileSystem, path: str, now: float) -> float:
+    mtime = getattr(fs, "mtime", None)
+    try:
+        modified = mtime(path) if mtime is not None else os.path.getmtime(path)
+    except (OSError, ValueError, NotImplementedError):
+        return 0.0
+    return now - modified
+
+
+def remove_stale_temporaries(fs: FileSystem, directory: str, name_prefix: str = "") -> List[str]:
+    """Delete the temporaries of killed runs in ``directory`` whose names start with
+    ``name_prefix`` (see the module doc for the policy); return the paths removed."""
+    try:
+        names = fs.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError, OSError):
+        return []
+    now = time.time()
+    removed = []
+    for name in names:
+        if not name.startswith(name_prefix) or (TEMP_MARK not in name and ".tempstate" not in name):
+            continue
+        path = join(directory, name)
+        if _stale(fs, path, name, now):
+            _logger.info("removing %s, left by an interrupted run", path)
+            _remove_quietly(fs, path)
+            removed.append(path)
+    return removed
