@@ -1,5 +1,6 @@
 # make demo / make test: each creates (once) and reuses the virtualenv $(VENV).
 # make test-oldest: the suite on the oldest TensorFlow the package claims (2.13, Keras 2).
+# make test-notf: the offline tools and the checkpoint format, in a venv without TensorFlow.
 PYTHON ?= python3
 VENV ?= .venv
 TF_PACKAGE ?= tensorflow-cpu==2.21.0
@@ -9,16 +10,19 @@ EXTRA_PACKAGES ?=
 READY := $(VENV)/.ready
 # make bench BENCH_ARGS="--sizes 100,1000 --skip-vgg --repeat 1" for a quick look.
 BENCH_ARGS ?=
+# The tests that need no TensorFlow (tests/format's two TensorFlow comparisons aside).
+NOTF_TESTS = tests/offline tests/format --ignore=tests/format/test_format_tf_compat.py \
+	--ignore=tests/format/test_format_tf_fuzz.py
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-oldest bench venv clean
+.PHONY: demo test test-oldest test-notf bench venv clean
 
 venv: $(READY)
 
 $(READY): setup.py Makefile
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet "$(TF_PACKAGE)" -e ".[$(EXTRAS)]" $(EXTRA_PACKAGES)
+	$(VENV)/bin/python -m pip install --quiet $(TF_PACKAGE) -e ".[$(EXTRAS)]" $(EXTRA_PACKAGES)
 	touch $(READY)
 
 demo: $(READY)
@@ -28,8 +32,8 @@ test: $(READY)
 	$(VENV)/bin/python -m pytest -q tests
 
 # The restore benchmark (plain Saver, tensorpack, init_from_checkpoint, SmartSaver), the
-# initialised check alone, then the rename benchmark: 2-3 hours on 2 cores with the
-# defaults (10,000-variable children take 2-3 minutes each).
+# initialised check alone, then the rename and export benchmarks: 2-3 hours on 2 cores with
+# the defaults (10,000-variable children take 2-3 minutes each).
 bench: $(READY)
 	$(VENV)/bin/python -m pip install --quiet -e ".[$(EXTRAS),bench]"
 	$(VENV)/bin/python benchmarks/restore.py $(BENCH_ARGS)
@@ -39,5 +43,11 @@ bench: $(READY)
 test-oldest:
 	$(MAKE) test VENV=.venv-tf213 TF_PACKAGE=tensorflow-cpu==2.13.1 EXTRA_PACKAGES='"ipython<8.13"'
 
+# Every test run here must pass: a skip fails (PARTIALSAVER_NO_SKIPS).
+test-notf:
+	$(MAKE) venv VENV=.venv-notf TF_PACKAGE= EXTRAS=test-offline
+	! .venv-notf/bin/python -c "import tensorflow" 2>/dev/null
+	PARTIALSAVER_NO_SKIPS=1 .venv-notf/bin/python -m pytest -q $(NOTF_TESTS)
+
 clean:
-	rm -rf .venv .venv-tf213 build dist *.egg-info .pytest_cache
+	rm -rf .venv .venv-tf213 .venv-notf build dist *.egg-info .pytest_cache

@@ -45,6 +45,8 @@ _LAZY = {
     "Restore": "partialsaver.plan",
     "RestorePlan": "partialsaver.plan",
     "SmartSaver": "partialsaver.saver",
+    "export_checkpoint": "partialsaver.convert",
+    "import_checkpoint": "partialsaver.convert",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
@@ -58,6 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         resolve_checkpoint,
     )
     from partialsaver.plan import Mismatch, Restore, RestorePlan
+    from partialsaver.convert import export_checkpoint, import_checkpoint
     from partialsaver.saver import SmartSaver
 
 
@@ -93,6 +96,8 @@ __all__ = [
     "VariableNotFoundError",
     "__version__",
     "diff_checkpoints",
+    "export_checkpoint",
+    "import_checkpoint",
     "list_variables",
     "load_variable",
     "rename_variables",

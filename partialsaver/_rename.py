@@ -19,22 +19,15 @@ import logging
 import os
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
-from partialsaver._files import (
-    filesystem_for,
-    has_atomic_replace,
-    is_url,
-    join,
-    parent_of,
-    remove_stale_temporaries,
-    temp_path,
-)
-from partialsaver._reading import INTERNAL_KEYS, CheckpointReader, open_reader
-from partialsaver._resolve import FILE_SUFFIX, read_state, write_state
+from partialsaver._files import filesystem_for, is_url, join, parent_of, remove_stale_temporaries
+from partialsaver._output import OutputBundle
+from partialsaver._reading import CheckpointReader, open_reader
+from partialsaver._resolve import FILE_SUFFIX, record_latest
 from partialsaver.errors import CorruptCheckpointError, NameMapError, PartialSaverError, UsageError, format_items
 from partialsaver.format import BundleReader, BundleWriter, Entry, encode_index, rename_entries
 from partialsaver.format.fs import FileSystem
-from partialsaver.format.index import key_bytes, read_index
-from partialsaver.format.naming import data_path, data_paths, index_path
+from partialsaver.format.index import key_bytes
+from partialsaver.format.naming import data_path, data_paths
 from partialsaver.format.ordered_code import encode_slice_key
 from partialsaver.mapping import NameMap, NameMapArg, describe_collisions, unmatched_rules
 from partialsaver.selection import Diagnostic, SpecArg, normalize_specs, select
@@ -161,13 +154,6 @@ def _renamed_entries(reader: CheckpointReader, plan: RenamePlan) -> Dict[bytes, 
     return dict(sorted(out.items()))
 
 
-def _remove(fs: FileSystem, path: str) -> None:
-    try:
-        fs.remove(path)
-    except FileNotFoundError:
-        pass
-
-
 def _copy_file(src_fs: FileSystem, src: str, dst_fs: FileSystem, dst: str) -> None:
     copy = getattr(dst_fs, "copy", None)
     if src_fs is dst_fs and copy is not None:
@@ -176,48 +162,6 @@ def _copy_file(src_fs: FileSystem, src: str, dst_fs: FileSystem, dst: str) -> No
     with src_fs.open(src, "rb") as source, dst_fs.open(dst, "wb") as target:
         for chunk in iter(lambda: source.read(_COPY_CHUNK), b""):
             target.write(chunk)
-
-
-class _Output:
-    """The checkpoint being written at ``prefix``: its data files, then its index."""
-
-    def __init__(self, fs: FileSystem, prefix: str) -> None:
-        self.fs, self.prefix = fs, prefix
-        self.index = index_path(prefix)
-        self.old_shards = read_index(prefix, fs)[0].num_shards if fs.exists(self.index) else None
-        self.atomic = has_atomic_replace(fs, self.index)
-        # Written under a temporary name and switched atomically where the file system can.
-        self.index_target = temp_path(self.index) if self.atomic else self.index
-        self.written: List[str] = []
-
-    def shard_count(self, wanted: int) -> int:
-        """``wanted``, or one more when that would reuse the file names the current index points at."""
-        return wanted if self.old_shards != wanted else wanted + 1
-
-    def fresh(self, path: str) -> str:
-        """A data path to create: whatever is there goes first, so that nothing is written
-        through a hard link into another checkpoint's file."""
-        _remove(self.fs, path)
-        self.written.append(path)
-        return path
-
-    def publish(self) -> None:
-        """Switch to the new index, then remove the data files no index points at any more."""
-        if self.atomic:
-            self.fs.replace(self.index_target, self.index)
-        new_shards = read_index(self.prefix, self.fs)[0].num_shards
-        keep = set(data_paths(self.prefix, new_shards))
-        for stale in self.fs.glob(self.prefix + ".data-?????-of-?????"):
-            if stale not in keep:
-                _remove(self.fs, stale)
-        if self.old_shards is not None and self.fs.exists(self.prefix + ".meta"):
-            _remove(self.fs, self.prefix + ".meta")
-            _logger.warning("removed %s.meta: it described the graph of the checkpoint that was replaced", self.prefix)
-
-    def discard(self) -> None:
-        """Remove what was written (before publish): the destination is as it was."""
-        for path in self.written + ([self.index_target] if self.atomic else []):
-            _remove(self.fs, path)
 
 
 def _check_data_sizes(source: BundleReader) -> None:
@@ -238,7 +182,7 @@ def _check_data_sizes(source: BundleReader) -> None:
             )
 
 
-def _link_data(source: BundleReader, output: _Output, num_shards: int) -> None:
+def _link_data(source: BundleReader, output: OutputBundle, num_shards: int) -> None:
     """The output's data files as hard links to (or copies of) the source's; extra ones empty."""
     _check_data_sizes(source)
     for shard in range(num_shards):
@@ -250,7 +194,7 @@ def _link_data(source: BundleReader, output: _Output, num_shards: int) -> None:
             _copy_file(source.fs, source.data_path(shard), output.fs, path)
 
 
-def _rename_in_o_index(reader: CheckpointReader, plan: RenamePlan, output: _Output, in_place: bool) -> None:
+def _rename_in_o_index(reader: CheckpointReader, plan: RenamePlan, output: OutputBundle, in_place: bool) -> None:
     """Nothing dropped: a new index over the same bytes (in place: the same files)."""
     bundle = reader.bundle
     entries = _renamed_entries(reader, plan)
@@ -276,7 +220,7 @@ def _copy_entry(writer: BundleWriter, bundle: BundleReader, stored: str, name: s
     writer.add_entry(name, entry)
 
 
-def _copy_kept(reader: CheckpointReader, plan: RenamePlan, output: _Output, chunk: int,
+def _copy_kept(reader: CheckpointReader, plan: RenamePlan, output: OutputBundle, chunk: int,
                progress: Optional[Callable[[int, int], None]]) -> None:
     """Keys dropped: the kept entries' bytes copied into new data files, crc32c checked."""
     num_shards = output.shard_count(1)
@@ -295,28 +239,6 @@ def _copy_kept(reader: CheckpointReader, plan: RenamePlan, output: _Output, chun
     except BaseException:
         writer.abort()
         raise
-
-
-def _update_state_file(fs: FileSystem, destination: str) -> None:
-    """Name ``destination`` in its directory's ``checkpoint`` state file, relative to it, so
-    that ``tf.train.latest_checkpoint(dir)`` finds it from any working directory.
-
-    A directory whose state file already names another checkpoint that exists (a training
-    run's own, or the source) keeps it as latest, so that a resuming job is not silently
-    pointed at the renamed copy; that is logged.
-    """
-    directory, name = parent_of(destination), os.path.basename(destination)
-    try:
-        state = read_state(fs, directory)
-    except PartialSaverError:
-        state = None  # an unreadable state file is replaced
-    if state is not None and state.latest and os.path.basename(state.latest) != name:
-        latest = state.latest if is_url(state.latest) or os.path.isabs(state.latest) else join(directory, state.latest)
-        if fs.exists(latest + ".index"):
-            _logger.warning("%s names %s as its latest checkpoint; left unchanged: pass the prefix %s explicitly",
-                            join(directory, "checkpoint"), latest, destination)
-            return
-    write_state(fs, directory, [name])
 
 
 def _check_budget(memory_budget: Any) -> None:
@@ -385,7 +307,7 @@ def rename_variables(
     for diagnostic in plan.diagnostics:
         _logger.warning("%s", diagnostic.message)
     remove_stale_temporaries(fs, parent_of(destination), os.path.basename(destination))
-    output = _Output(fs, destination)
+    output = OutputBundle(fs, destination)
     try:
         with CheckpointReader(plan.source) as reader:
             if plan.dropped:
@@ -404,5 +326,5 @@ def rename_variables(
             f"permissions: {'the checkpoint there is unchanged' if output.old_shards else 'nothing was written to dst'}"
         ) from error
     output.publish()
-    _update_state_file(fs, destination)
+    record_latest(fs, destination)
     return {key: targets[0] if len(targets) == 1 else targets for key, targets in plan.renames.items()}

@@ -9,7 +9,13 @@ import re
 from typing import List, NamedTuple, Optional, Sequence
 
 from partialsaver._files import filesystem_for, is_url, join, parent_of, write_bytes
-from partialsaver.errors import CheckpointNotFoundError, CorruptCheckpointError, UsageError, format_items
+from partialsaver.errors import (
+    CheckpointNotFoundError,
+    CorruptCheckpointError,
+    PartialSaverError,
+    UsageError,
+    format_items,
+)
 from partialsaver.format.fs import FileSystem
 from partialsaver.format.index import read_index
 from partialsaver.format.naming import data_path
@@ -20,7 +26,7 @@ STATE_FILE = "checkpoint"
 # "x.index" / "x.meta" / "x.data-00000-of-00001" name the prefix "x".
 FILE_SUFFIX = re.compile(r"^(?P<prefix>.+?)\.(index|meta|data-\d{5}-of-\d{5})$")
 
-__all__ = ["FILE_SUFFIX", "CheckpointState", "read_state", "resolve_checkpoint", "write_state"]
+__all__ = ["FILE_SUFFIX", "CheckpointState", "read_state", "record_latest", "resolve_checkpoint", "write_state"]
 
 
 class CheckpointState(NamedTuple):
@@ -118,6 +124,28 @@ def write_state(fs: FileSystem, directory: str, names: Sequence[str]) -> None:
     lines = [f'model_checkpoint_path: "{_escape(names[-1])}"']
     lines += [f'all_model_checkpoint_paths: "{_escape(name)}"' for name in names]
     write_bytes(fs, join(directory, STATE_FILE), ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
+
+
+def record_latest(fs: FileSystem, destination: str) -> None:
+    """Name ``destination`` in its directory's ``checkpoint`` state file, relative to it, so
+    that ``tf.train.latest_checkpoint(dir)`` finds it from any working directory.
+
+    A directory whose state file already names another checkpoint that exists (a training
+    run's own, or the source) keeps it as latest, so that a resuming job is not silently
+    pointed at the renamed copy; that is logged.
+    """
+    directory, name = parent_of(destination), os.path.basename(destination)
+    try:
+        state = read_state(fs, directory)
+    except PartialSaverError:
+        state = None  # an unreadable state file is replaced
+    if state is not None and state.latest and os.path.basename(state.latest) != name:
+        latest = state.latest if is_url(state.latest) or os.path.isabs(state.latest) else join(directory, state.latest)
+        if fs.exists(latest + ".index"):
+            _logger.warning("%s names %s as its latest checkpoint; left unchanged: pass the prefix %s explicitly",
+                            join(directory, "checkpoint"), latest, destination)
+            return
+    write_state(fs, directory, [name])
 
 
 def _absolute(directory: str, path: str) -> str:

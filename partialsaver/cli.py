@@ -1,4 +1,4 @@
-"""``partialsaver list | show | plan | rename | diff``: the library from a shell.
+"""``partialsaver list | show | plan | rename | diff | export | import``: the library from a shell.
 
 Exit codes: 0 fine, 1 problems found (``plan`` not ok, ``diff`` with differences,
 ``rename`` whose map changes nothing, a filter that matched nothing), 2 bad input. Errors
@@ -270,6 +270,27 @@ def _cmd_rename(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from partialsaver.convert import export_checkpoint
+
+    name_map = _parse_map(args.map or [], args.regex, args.regex_map or []) or None
+    written = export_checkpoint(args.checkpoint, args.out, name_map, include=_specs(args.include, "--include") or None,
+                                exclude=_specs(args.exclude, "--exclude") or None, overwrite=args.overwrite)
+    print(f"wrote {args.out}: {sum(1 if isinstance(name, str) else len(name) for name in written.values())} tensors")
+    return EXIT_OK
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from partialsaver.convert import import_checkpoint
+
+    name_map = _parse_map(args.map or [], args.regex, args.regex_map or []) or None
+    destination = destination_prefix(args.dst, os.path.splitext(os.path.basename(args.file))[0])
+    written = import_checkpoint(args.file, destination, name_map, include=_specs(args.include, "--include") or None,
+                                exclude=_specs(args.exclude, "--exclude") or None, overwrite=args.overwrite)
+    print(f"wrote {destination}: {sum(1 if isinstance(name, str) else len(name) for name in written.values())} variables")
+    return EXIT_OK
+
+
 def _positive_megabytes(text: str) -> float:
     try:
         value = float(text)
@@ -297,7 +318,8 @@ def _add_maps(command: argparse.ArgumentParser) -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="partialsaver", description="Inspect, plan, rename and diff TensorFlow checkpoints.")
+    parser = _Parser(prog="partialsaver", description="Inspect, plan, rename, diff, export and import TensorFlow "
+                     "checkpoints. Only `plan` needs TensorFlow.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     listing = commands.add_parser("list", help="variables of a checkpoint: name, shape, dtype, size")
@@ -338,6 +360,22 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="tensor bytes in memory (default 256)")
     rename.add_argument("--quiet", action="store_true", help="no progress bar")
     rename.set_defaults(run=_cmd_rename)
+
+    export = commands.add_parser("export", help="a checkpoint's tensors to .safetensors or .npz (streamed)")
+    export.add_argument("checkpoint")
+    export.add_argument("out", help="OUT.safetensors or OUT.npz (the format follows the suffix)")
+    _add_maps(export)
+    _add_filters(export, "export")
+    export.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    export.set_defaults(run=_cmd_export)
+
+    importing = commands.add_parser("import", help="a .safetensors or .npz file as a TensorFlow checkpoint")
+    importing.add_argument("file", help="IN.safetensors or IN.npz")
+    importing.add_argument("dst", help="checkpoint prefix to write (e.g. out/model.ckpt), or a directory")
+    _add_maps(importing)
+    _add_filters(importing, "import")
+    importing.add_argument("--overwrite", action="store_true", help="replace dst if it exists")
+    importing.set_defaults(run=_cmd_import)
 
     diff = commands.add_parser("diff", help="compare two checkpoints: keys, shapes, dtypes, values")
     diff.add_argument("a")

@@ -229,3 +229,15 @@ def test_the_cli_leaves_the_environment_and_tensorflows_logger_as_it_found_them(
         assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
         assert tf.get_logger().level == request_level and tf.get_logger().filters == []
     tf.get_logger().setLevel(level)
+
+
+def test_export_and_import_from_the_command_line(capsys, seed_checkpoint, tmp_path):
+    out = str(tmp_path / "seed.safetensors")
+    code, stdout, _ = run(capsys, "export", seed_checkpoint, out, "--regex-map", "^v(\\d)$=layer\\1.weight",
+                          "--exclude", "v2")
+    assert code == 0 and stdout.startswith(f"wrote {out}: 2 tensors")
+    code, stdout, _ = run(capsys, "import", out, str(tmp_path / "back") + "/", "--map", "layer3.weight=v3_x")
+    assert code == 0 and stdout.startswith(f"wrote {tmp_path / 'back' / 'seed'}: 2 variables")
+    assert [info.name for info in list_variables(tmp_path / "back")] == ["layer1.weight", "v3_x"]
+    code, _, err = run(capsys, "export", seed_checkpoint, str(tmp_path / "x.pt"))
+    assert code == 2 and "must end in .safetensors or .npz" in err

@@ -39,7 +39,7 @@ def rename(src: str, dst: str, point: str, mode: str, overwrite: bool) -> None:
     if point == "mid_copy":
         progress = lambda done, total: die()  # noqa: E731
     elif point == "data_written":
-        _rename._Output.publish = lambda self: die()
+        _rename.OutputBundle.publish = lambda self: die()
     elif point == "index_switched":
         real_replace = format_fs.LocalFileSystem.replace
 
@@ -50,7 +50,7 @@ def rename(src: str, dst: str, point: str, mode: str, overwrite: bool) -> None:
 
         format_fs.LocalFileSystem.replace = replace_then_die
     elif point == "before_state_file":
-        _rename._update_state_file = lambda fs, destination: die()
+        _rename.record_latest = lambda fs, destination: die()
     elif point.startswith("timed:"):
         threading.Timer(float(point.split(":")[1]), die).start()
     _rename.rename_variables(src, dst, {"/": "renamed/"}, exclude=DROPPED if mode == "drop" else None,
