@@ -130,10 +130,14 @@ class GfileFileSystem:
             return False
 
     def open(self, path: str, mode: str = "rb") -> IO[bytes]:
-        try:
-            return self._gfile.GFile(path, mode)
-        except self._errors.NotFoundError as error:
-            raise FileNotFoundError(path) from error
+        # GFile opens lazily: a missing file would only fail on the first read.
+        if mode == "rb" and (not self._gfile.exists(path) or self._gfile.isdir(path)):
+            raise FileNotFoundError(path)
+        file = self._gfile.GFile(path, mode)
+        if "w" not in mode:
+            return file
+        file.write(b"")  # GFile creates the file on its first write: an empty data file must exist too
+        return _BytesWriter(file)
 
     def exists(self, path: str) -> bool:
         return bool(self._gfile.exists(path))
@@ -179,6 +183,30 @@ class GfileFileSystem:
 
     def mtime(self, path: str) -> float:
         return float(self._gfile.stat(path).mtime_nsec) / 1e9
+
+
+class _BytesWriter:
+    """A GFile for writing that takes any bytes-like object (GFile.write wants bytes)."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+
+    def write(self, data: Any) -> int:
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        self._file.write(chunk)
+        return len(chunk)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "_BytesWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class FsspecFileSystem:

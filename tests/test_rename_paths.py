@@ -79,3 +79,30 @@ def test_overwriting_a_dst_with_as_many_shards_never_writes_through_its_files(pr
         with v1.Session() as sess:
             v1.train.Saver().restore(sess, dst)
             assert sess.run(b).tolist() == [0, 1, 2, 3]
+
+
+def test_rename_and_export_on_tensorflows_ram_file_system(pre, tmp_path):
+    from partialsaver._files import filesystem_for, has_atomic_replace
+    from partialsaver.convert import export_checkpoint, import_checkpoint
+
+    ram = "ram://partialsaver-rename"
+    for name in os.listdir(os.path.dirname(pre)):
+        tf.io.gfile.copy(os.path.join(os.path.dirname(pre), name), f"{ram}/pre/{name}", overwrite=True)
+    try:
+        from tensorflow.python.lib.io import file_io
+
+        index = f"{ram}/pre/model.ckpt.index"  # atomic moves where TensorFlow's file system says it has them
+        assert has_atomic_replace(filesystem_for(ram), index) == file_io.has_atomic_move(index)
+        rename_variables(f"{ram}/pre", f"{ram}/out/m.ckpt", {"backbone/": "model/"})
+        rename_variables(f"{ram}/out/m.ckpt", f"{ram}/out/m.ckpt", exclude="head", overwrite=True)
+        assert [info.name for info in list_variables(f"{ram}/out")] == ["model/w"]
+        # (tf.train.load_variable itself fails on ram://: it asks isdir first, which is true of a prefix there)
+        assert v1.train.NewCheckpointReader(f"{ram}/out/m.ckpt").get_tensor("model/w").tolist() == [0, 1, 2, 3]
+        export_checkpoint(f"{ram}/out", f"{ram}/m.npz")
+        import_checkpoint(f"{ram}/m.npz", f"{ram}/back/m.ckpt")
+        assert v1.train.latest_checkpoint(f"{ram}/back") == f"{ram}/back/m.ckpt"
+        assert not [name for name in tf.io.gfile.listdir(f"{ram}/out") if "partialsaver-tmp" in name]
+    finally:
+        for path in tf.io.gfile.glob(f"{ram}/*") + tf.io.gfile.glob(f"{ram}/*/*"):
+            if not tf.io.gfile.isdir(path):
+                tf.io.gfile.remove(path)

@@ -139,3 +139,38 @@ print(sorted(name for name in sys.modules if name.startswith(("tensorflow", "ker
                             env=dict(os.environ, PYTHONPATH=root))
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_the_liveness_probe_never_signals_a_process_on_windows(monkeypatch):
+    import ctypes
+
+    from partialsaver import _files
+
+    calls = []
+
+    class Kernel32:
+        def OpenProcess(self, access, inherit, pid):  # noqa: N802 - the Windows API's names
+            calls.append(("open", pid))
+            return 42 if pid == 1234 else 0
+
+        def GetExitCodeProcess(self, handle, code):  # noqa: N802
+            ctypes.cast(code, ctypes.POINTER(ctypes.c_ulong)).contents.value = 259  # STILL_ACTIVE
+            return 1
+
+        def CloseHandle(self, handle):  # noqa: N802
+            calls.append(("close", handle))
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(ctypes, "windll", type("WinDLL", (), {"kernel32": Kernel32()})(), raising=False)
+    monkeypatch.setattr(os, "kill", lambda *args: pytest.fail(f"os.kill{args} would terminate the process on Windows"))
+    assert _files.process_alive(1234) is True and _files.process_alive(999) is False
+    assert calls == [("open", 1234), ("close", 42), ("open", 999)]
+
+
+def test_the_liveness_probe_on_posix():
+    import subprocess
+
+    from partialsaver._files import process_alive
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    assert process_alive(os.getpid()) is True and process_alive(int(finished.stdout)) is False
