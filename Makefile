@@ -32,13 +32,14 @@ test: $(READY)
 	$(VENV)/bin/python -m pytest -q tests
 
 # The restore benchmark (plain Saver, tensorpack, init_from_checkpoint, SmartSaver), the
-# initialised check alone, then the rename and export benchmarks: 2-3 hours on 2 cores with
+# initialized check alone, then the rename and export benchmarks: 2-3 hours on 2 cores with
 # the defaults (10,000-variable children take 2-3 minutes each).
 bench: $(READY)
 	$(VENV)/bin/python -m pip install --quiet -e ".[$(EXTRAS),bench]"
 	$(VENV)/bin/python benchmarks/restore.py $(BENCH_ARGS)
 	$(VENV)/bin/python benchmarks/check.py --sizes 400,600,1000,10000
 	$(VENV)/bin/python benchmarks/rename.py
+	$(VENV)/bin/python benchmarks/export.py
 
 test-oldest:
 	$(MAKE) test VENV=.venv-tf213 TF_PACKAGE=tensorflow-cpu==2.13.1 EXTRA_PACKAGES='"ipython<8.13"'

@@ -12,7 +12,7 @@ setup(
     name="partialsaver",
     version=VERSION,
     description="Partial TensorFlow checkpoint restore with a report first: select, rename, "
-    "restore, initialise exactly the rest",
+    "restore, initialize exactly the rest",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",

@@ -1,8 +1,8 @@
-"""The "is it initialised already?" check alone: one flag per candidate vs one while loop.
+"""The "is it initialized already?" check alone: one flag per candidate vs one while loop.
 
-SmartSaver asks the session which of the variables a restore does not set are initialised,
-before initialising them (partialsaver/_check.py). For N variables (half of them the
-candidates, a quarter of those initialised), each child process builds the graph and times,
+SmartSaver asks the session which of the variables a restore does not set are initialized,
+before initializing them (partialsaver/_check.py). For N variables (half of them the
+candidates, a quarter of those initialized), each child process builds the graph and times,
 for one way of building the check:
 
   build   creating the check's ops in Python;

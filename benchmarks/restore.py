@@ -5,19 +5,19 @@ For N small variables (default N = 100, 1,000, 10,000) and a VGG-16-sized checkp
 
   (a) full:    every variable of the graph from the checkpoint;
   (b) partial: half of them (`backbone/`; for VGG-16 everything but `vgg_16/fc8`, the usual
-               head swap), the rest initialised by its initializer.
+               head swap), the rest initialized by its initializer.
 
 Each run is a fresh child process that builds the graph (timed on its own), opens a
 Session and then times "restore": from the built graph to every variable restored or
-initialised, INCLUDING building the restore machinery (Saver construction, SmartSaver
+initialized, INCLUDING building the restore machinery (Saver construction, SmartSaver
 construction + plan, init_from_checkpoint's initializer rewrite, ...) and the first
 Session.run of those ops (graph pruning/optimisation: no contender gets a warm-up run).
-An untimed check then fetches every variable (all must be initialised) and compares the
+An untimed check then fetches every variable (all must be initialized) and compares the
 restored ones with the checkpoint bit for bit and the others with the initializer's range.
 
 Contenders (what a careful user of each writes; see CONTENDERS below for the code):
   plain Saver              Saver(var_list=restored); restore; then variables_initializer(rest)
-                           (full: Saver(); restore; nothing left to initialise) -- the baseline
+                           (full: Saver(); restore; nothing left to initialize) -- the baseline
   plain Saver, init first  the common idiom: global_variables_initializer, then Saver.restore
   tensorpack               SmartInit(ckpt): its graph setup, global_variables_initializer, its
                            restore, in the order tensorpack's trainer runs them. Partial:
@@ -27,7 +27,7 @@ Contenders (what a careful user of each writes; see CONTENDERS below for the cod
   init_from_checkpoint     tf.compat.v1.train.init_from_checkpoint(ckpt, {"/": "/"} or
                            {"backbone/": "backbone/"}), then global_variables_initializer
   partialsaver             SmartSaver(include="backbone").restore(sess, ckpt)  (plans, restores,
-                           initialises the rest)
+                           initializes the rest)
 
 plan() alone: SmartSaver(...).plan(ckpt) in its own child, first call and a second call.
 Medians of --repeat rounds; every round runs every contender once, interleaved.
@@ -88,7 +88,7 @@ def in_scopes(name, scopes):
 
 WRITE_CHECKPOINT = MODEL + """
 # Values in [10, 11): never produced by the graph's own initializers (|x| < 1), so the
-# check can tell a restored variable from an initialised one.
+# check can tell a restored variable from an initialized one.
 with tf.Graph().as_default():
     for name, shape in model_layers({model!r}):
         v1.get_variable(name, shape, initializer=v1.random_uniform_initializer(10.0, 11.0, seed=1))
@@ -116,7 +116,7 @@ with graph.as_default():
     done = time.perf_counter()
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    # Untimed check: every variable initialised (fetching one that is not raises), the
+    # Untimed check: every variable initialized (fetching one that is not raises), the
     # restored ones equal to the checkpoint, the others from their initializer.
     values = sess.run(variables)
     reader = tf.train.load_checkpoint(CKPT)
@@ -127,7 +127,7 @@ with graph.as_default():
                 sys.exit("check failed: %s differs from the checkpoint" % name)
             restored += 1
         elif np.abs(value).max() >= 10:
-            sys.exit("check failed: %s was restored, not initialised" % name)
+            sys.exit("check failed: %s was restored, not initialized" % name)
 emit({{"restore": done - opened, "graph": built - imported, "session": opened - built,
                   "peak_rss_mib_restore": peak_rss_mib, "restored": restored, **extra}})
 """
@@ -365,7 +365,7 @@ def report(summary, models, contenders, repeat, info, have_tensorpack, sizes_mb)
     if not have_tensorpack:
         print("tensorpack is not installed: its rows are left out (pip install tensorpack)")
     print("\ncolumns: graph s = creating the variables (same code for everyone, not in 'restore');\n"
-          "restore s = from the built graph and open Session to every variable restored or initialised,\n"
+          "restore s = from the built graph and open Session to every variable restored or initialized,\n"
           "  including building the restore machinery and the first Session.run of its ops (no warm-up);\n"
           "vs plain Saver = restore s / plain Saver's restore s in the same case;\n"
           "process s = the whole child: Python + TensorFlow start-up, graph, restore and the untimed check;\n"

@@ -3,14 +3,14 @@
 For N small variables (default 10,000; half under backbone/, half under head/), each child
 process builds the graph, then times
 
-  build   building the restore (and initialise) ops: Saver(...) + variables_initializer
+  build   building the restore (and initialize) ops: Saver(...) + variables_initializer
           for plain Saver, SmartSaver(...).init_fn(ckpt) (plan + every op) for SmartSaver;
   extend  the first Session.run after building: TensorFlow copies the whole graph into the
           session (ExtendSession); measured by running a trivial constant;
   first   the restore itself, as a user calls it: its first Session.run(s) of the new ops
           (pruning, Grappler's graph optimisation, executor creation, then execution);
   second  the same calls again: executors cached, so this is execution alone (SmartSaver's
-          second call finds everything initialised and skips the initialiser run).
+          second call finds everything initialized and skips the initializer run).
 
 once with the default session config and once with Grappler off
 (`rewrite_options.disable_meta_optimizer`), which isolates Grappler's share of "first".
@@ -59,7 +59,7 @@ with graph.as_default():
     first = time.perf_counter()
     restore()
     second = time.perf_counter()
-    sess.run(variables)  # every variable is initialised, or this raises
+    sess.run(variables)  # every variable is initialized, or this raises
 print(json.dumps({{"build": built - start, "extend": extended - built, "first": first - extended,
                   "second": second - first}}))
 """

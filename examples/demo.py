@@ -60,7 +60,7 @@ def plain_saver_fails(checkpoint: str) -> None:
 
 
 def restore_as_is(checkpoint: str) -> None:
-    banner("a. SmartSaver().restore as is: the report first, then v3_x initialised")
+    banner("a. SmartSaver().restore as is: the report first, then v3_x initialized")
     with tf.Graph().as_default():
         variables = renamed_graph()
         with v1.Session() as sess:
@@ -112,10 +112,10 @@ def restore_scope(workdir: str) -> None:
             print(saver.restore(sess, os.path.dirname(pretrained)))
             first, head = v1.global_variables()[0], v1.global_variables()[-2]
             np.testing.assert_array_equal(sess.run(first), expected)
-            print(f"{first.op.name} equals the pretrained value; the new 5-class head is initialised: "
+            print(f"{first.op.name} equals the pretrained value; the new 5-class head is initialized: "
                   f"{head.op.name} = {sess.run(head)}")
-            uninitialised = sess.run(v1.report_uninitialized_variables())
-            print(f"uninitialised variables left: {list(uninitialised)}")
+            uninitialized = sess.run(v1.report_uninitialized_variables())
+            print(f"uninitialized variables left: {list(uninitialized)}")
 
 
 def main(argv: "list[str] | None" = None) -> int:

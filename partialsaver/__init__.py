@@ -1,7 +1,7 @@
 """partialsaver: partial checkpoint restore for TensorFlow 1-style graphs, safe and explicit.
 
 Plan first (what will be restored, what is missing, unused or mismatched), restore
-exactly that, initialise exactly the rest.
+exactly that, initialize exactly the rest.
 
 ``import partialsaver`` does not import TensorFlow: the offline checkpoint tools work
 without it, and the names that need it (``SmartSaver``, ``RestorePlan``, ...) import it
@@ -28,7 +28,7 @@ from partialsaver.errors import (
     VariableNotFoundError,
 )
 from partialsaver.presets import GLOBAL_STEP, OPTIMIZER_SLOTS
-from partialsaver.selection import Diagnostic
+from partialsaver.diagnostics import Diagnostic
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,5 @@
-"""The "is it initialised already?" check SmartSaver runs before initialising what it did
-not restore, and the initialisers it runs after.
+"""The "is it initialized already?" check SmartSaver runs before initializing what it did
+not restore, and the initializers it runs after.
 
 TensorFlow's own way to ask, ``report_uninitialized_variables``, builds one op per variable
 of the graph. Here the check covers only the candidates (the variables a restore does not
@@ -35,8 +35,8 @@ _FEED_OPS = frozenset({"Placeholder", "PlaceholderV2"})
 
 
 class InitCheck(NamedTuple):
-    """The initialised check over ``parts``, the placeholders their initializers need, and
-    one op running every part's initializer (the usual case: none was initialised)."""
+    """The initialized check over ``parts``, the placeholders their initializers need, and
+    one op running every part's initializer (the usual case: none was initialized)."""
 
     tensor: Optional[Any]
     parts: List[Any]
@@ -47,7 +47,7 @@ class InitCheck(NamedTuple):
         return [part for part, initialized in zip(self.parts, flags) if not initialized]
 
     def initializers(self, uninitialized: Sequence[Any]) -> Any:
-        """What to run to initialise ``uninitialized``: one grouped op when it is every
+        """What to run to initialize ``uninitialized``: one grouped op when it is every
         part (a first run then prepares one op, not one fetch per variable), else the
         initializers themselves."""
         if self.initialize_all is not None and len(uninitialized) == len(self.parts):
@@ -125,6 +125,6 @@ def refuse_fed_initializers(parts: Sequence[Any], needs_feed: Mapping[int, str])
     if refused:
         raise UsageError(
             f"{len(refused)} variable(s) not restored have an initializer that needs a fed placeholder: "
-            f"{format_items(refused)}; initialise them yourself first (then they are kept), or pass "
+            f"{format_items(refused)}; initialize them yourself first (then they are kept), or pass "
             "init_unrestored=False"
         )

@@ -103,8 +103,6 @@ def _scalar(value: Any) -> Any:
         return [_scalar(value.real), _scalar(value.imag)]
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
     if not isinstance(value, (bool, int, float, str, type(None))):  # quantized and other numpy records
         return str(value)
     return value

@@ -1,55 +1,25 @@
-"""Files for the offline tools: which file system a path lives on, writing a file so that
-readers see the old one or the new one, and cleaning up what killed runs left behind.
+"""Which file system a path lives on, for the offline tools.
 
 Local paths use ``os``. A URL (``gs://``, ``s3://``, ``ram://``, ``memory://``, ...) goes
 through ``fsspec`` when it is installed and knows the protocol, else through TensorFlow's
 ``tf.io.gfile`` when TensorFlow is installed; ``ram://`` is TensorFlow's own and always
-goes there. Neither is imported for a local path.
-
-One policy for temporaries: partialsaver names its own ``<target>.partialsaver-tmp-<host>-
-<pid>-<random>`` and removes one when its process is gone (checked on this host) or, on a
-shared file system, when it is a day old; TensorFlow's Saver names its partial files
-``<target>.tempstate<random>`` and they are removed when ten minutes old.
+goes there. Neither is imported for a local path. Each adapter provides the FileSystem
+seam of ``partialsaver.format.fs``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import posixpath
-import re
-import socket
-import sys
-import time
-import uuid
 from typing import IO, Any, List
 
 from partialsaver.errors import UsageError
 from partialsaver.format.fs import LOCAL, FileSystem
 
-_logger = logging.getLogger("partialsaver")
-
-TEMP_MARK = ".partialsaver-tmp-"
-_HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
-# A partialsaver temporary of another host (a shared file system) this old belongs to no live run.
-STALE_FOREIGN_SECONDS = 24 * 3600
-# TensorFlow's Saver writes "<file>.tempstate<random>" and renames it when complete; one untouched
-# this long belongs to no live save.
-STALE_TEMPSTATE_SECONDS = 600
 # Protocols only TensorFlow knows (fsspec has its own "memory://", not TensorFlow's "ram://").
 _TENSORFLOW_ONLY = frozenset({"ram"})
 
-__all__ = [
-    "TEMP_MARK",
-    "filesystem_for",
-    "is_url",
-    "join",
-    "parent_of",
-    "process_alive",
-    "remove_stale_temporaries",
-    "temp_path",
-    "write_bytes",
-]
+__all__ = ["FsspecFileSystem", "GfileFileSystem", "filesystem_for", "has_atomic_replace", "is_url", "join", "parent_of"]
 
 
 def is_url(path: str) -> bool:
@@ -275,125 +245,3 @@ def has_atomic_replace(fs: FileSystem, path: str) -> bool:
     """Whether replacing ``path`` is atomic there (a reader sees the old or the new file)."""
     asked = getattr(fs, "has_atomic_replace", None)
     return bool(asked(path)) if asked is not None else bool(getattr(fs, "atomic_replace", False))
-
-
-def temp_path(target: str) -> str:
-    """A temporary name next to ``target``: host and pid say whose it is (see the module doc)."""
-    return f"{target}{TEMP_MARK}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def write_bytes(fs: FileSystem, path: str, data: bytes) -> None:
-    """Write a small file so that a reader sees the old or the new content: through a
-    temporary and an atomic replace where the file system has one; elsewhere (object stores,
-    where a single object appears whole when written) directly."""
-    if not has_atomic_replace(fs, path):
-        with fs.open(path, "wb") as file:
-            file.write(data)
-        return
-    temporary = temp_path(path)
-    try:
-        with fs.open(temporary, "wb") as file:
-            file.write(data)
-            _flush_to_disk(file)
-        fs.replace(temporary, path)
-    except BaseException:
-        _remove_quietly(fs, temporary)
-        raise
-
-
-def _flush_to_disk(file: Any) -> None:
-    """Data on disk before the rename that publishes it (a crash must not publish zeros)."""
-    fileno = getattr(file, "fileno", None)
-    if fileno is None:
-        return
-    try:
-        file.flush()
-        os.fsync(fileno())
-    except (OSError, ValueError, AttributeError):  # pragma: no cover - not a real file
-        pass
-
-
-def _remove_quietly(fs: FileSystem, path: str) -> None:
-    try:
-        fs.remove(path)
-    except (FileNotFoundError, OSError):
-        pass
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host is running, without signalling it.
-
-    On Windows ``os.kill(pid, 0)`` terminates the process, so there the process is opened
-    for a query of its exit code instead.
-    """
-    if pid <= 0:
-        return False
-    if sys.platform == "win32":
-        return _windows_process_alive(pid)
-    try:
-        os.kill(pid, 0)  # signal 0: nothing is delivered, only the existence check runs
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, owned by someone else
-    return True
-
-
-def _windows_process_alive(pid: int) -> bool:
-    import ctypes
-
-    query_limited_information, still_active = 0x1000, 259
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-    handle = kernel32.OpenProcess(query_limited_information, False, pid)
-    if not handle:
-        return False
-    try:
-        code = ctypes.c_ulong()
-        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
-            return True
-        return code.value == still_active
-    finally:
-        kernel32.CloseHandle(handle)
-
-
-_OWN_TEMP = re.compile(re.escape(TEMP_MARK) + r"(?P<host>[A-Za-z0-9_.]+)-(?P<pid>\d+)-[0-9a-f]{8}$")
-
-
-def _stale(fs: FileSystem, path: str, name: str, now: float) -> bool:
-    match = _OWN_TEMP.search(name)
-    if match is not None:
-        if match.group("host") == _HOST:
-            return not process_alive(int(match.group("pid")))
-        return _age(fs, path, now) > STALE_FOREIGN_SECONDS
-    if ".tempstate" in name:
-        return _age(fs, path, now) > STALE_TEMPSTATE_SECONDS
-    return False
-
-
-def _age(fs: FileSystem, path: str, now: float) -> float:
-    mtime = getattr(fs, "mtime", None)
-    try:
-        modified = mtime(path) if mtime is not None else os.path.getmtime(path)
-    except (OSError, ValueError, NotImplementedError):
-        return 0.0
-    return now - modified
-
-
-def remove_stale_temporaries(fs: FileSystem, directory: str, name_prefix: str = "") -> List[str]:
-    """Delete the temporaries of killed runs in ``directory`` whose names start with
-    ``name_prefix`` (see the module doc for the policy); return the paths removed."""
-    try:
-        names = fs.listdir(directory)
-    except (FileNotFoundError, NotADirectoryError, OSError):
-        return []
-    now = time.time()
-    removed = []
-    for name in names:
-        if not name.startswith(name_prefix) or (TEMP_MARK not in name and ".tempstate" not in name):
-            continue
-        path = join(directory, name)
-        if _stale(fs, path, name, now):
-            _logger.info("removing %s, left by an interrupted run", path)
-            _remove_quietly(fs, path)
-            removed.append(path)
-    return removed

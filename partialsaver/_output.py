@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 from typing import List
 
-from partialsaver._files import has_atomic_replace, temp_path
+from partialsaver._files import has_atomic_replace
+from partialsaver._temporaries import temp_path
 from partialsaver.format.fs import FileSystem
 from partialsaver.format.index import read_index
 from partialsaver.format.naming import data_paths, index_path

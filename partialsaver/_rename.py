@@ -17,9 +17,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
 
-from partialsaver._files import filesystem_for, is_url, join, parent_of, remove_stale_temporaries
+from partialsaver._files import filesystem_for, is_url, join, parent_of
+from partialsaver._temporaries import remove_stale_temporaries
 from partialsaver._output import OutputBundle
 from partialsaver._reading import CheckpointReader, open_reader
 from partialsaver._resolve import FILE_SUFFIX, record_latest

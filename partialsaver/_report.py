@@ -20,7 +20,7 @@ MAX_LINES = 12  # rows per section; longer sections are grouped by scope, then c
 WIDTH = 80  # the text report fits a terminal of this many columns where names allow
 _NAME_CAP = 44
 
-__all__ = ["fix_lines", "fix_options", "render_html", "render_text", "summary_line", "to_dict"]
+__all__ = ["fix_lines", "fix_options", "format_shape", "render_html", "render_text", "summary_line", "to_dict"]
 
 
 class _Row(NamedTuple):
@@ -30,14 +30,15 @@ class _Row(NamedTuple):
 
 
 class _Section(NamedTuple):
-    status: str  # restored / initialised / mismatch / unused / left-out / diagnostic
+    status: str  # restored / initialized / mismatch / unused / left-out / diagnostic
     title: str
     total: int
     rows: List[_Row]
     hidden: int
 
 
-def _shape(shape: Any) -> str:
+def format_shape(shape: Any) -> str:
+    """``(3, 4)``, ``(3,)``, ``()``; ``?`` for an unknown dimension, ``(?)`` for an unknown rank."""
     if shape is None:
         return "(?)"
     dims = ", ".join("?" if dim is None else str(dim) for dim in shape)
@@ -73,14 +74,14 @@ def _named_section(
         return []
     entries = _grouped(sorted(names))
     shown = entries[:MAX_LINES]
-    shape_width = max((len(_shape(meta[name][0])) for name, count in shown if count == 1 and name in meta), default=0)
+    shape_width = max((len(format_shape(meta[name][0])) for name, count in shown if count == 1 and name in meta), default=0)
     rows = []
     for name, count in shown:
         if count > 1 or name.endswith("/*"):
             rows.append(_Row(name, _plural(count, "variable")))
             continue
         shape, dtype = meta.get(name, (None, ""))
-        detail = f"{_shape(shape):<{shape_width}}  {dtype}"
+        detail = f"{format_shape(shape):<{shape_width}}  {dtype}"
         if suffix and name in suffix:
             detail += f"  {suffix[name]}"
         rows.append(_Row(name, detail, (notes or {}).get(name, "")))
@@ -106,7 +107,7 @@ def _sections(plan: "RestorePlan") -> List[_Section]:
     restored_meta = {r.graph_name: (r.shape, r.dtype) for r in plan.restored}
     renamed = {r.graph_name: f"<- {r.checkpoint_key!r}" for r in plan.restored if r.checkpoint_key != r.graph_name}
     hints = {
-        name: "did you mean " + ", ".join(f"{key!r} {_shape(plan.checkpoint_meta[key][0])}" for key in keys) + "?"
+        name: "did you mean " + ", ".join(f"{key!r} {format_shape(plan.checkpoint_meta[key][0])}" for key in keys) + "?"
         for name, keys in plan.suggestions.items()
     }
     # Optimizer state is reported apart, so that it does not drown the model's own lines.
@@ -114,15 +115,15 @@ def _sections(plan: "RestorePlan") -> List[_Section]:
     unused_model, unused_optimizer = _split_optimizer(plan.unused)
     sections: List[_Section] = []
     sections += _named_section("restored", "restored", list(restored_meta), restored_meta, suffix=renamed)
-    sections += _named_section("initialised", "missing in checkpoint: initialised if not yet", missing_model,
+    sections += _named_section("initialized", "missing in checkpoint: initialized if not yet", missing_model,
                                plan.graph_meta, notes=hints)
-    sections += _named_section("initialised", "missing optimizer state: initialised if not yet", missing_optimizer,
+    sections += _named_section("initialized", "missing optimizer state: initialized if not yet", missing_optimizer,
                                plan.graph_meta)
-    handled = ": skipped (as asked), initialised if not yet" if plan.skip_mismatched else ", not restored"
-    sections += _mismatch_section(f"shape mismatch{handled}", plan.shape_mismatches, _shape)
+    handled = ": skipped (as asked), initialized if not yet" if plan.skip_mismatched else ", not restored"
+    sections += _mismatch_section(f"shape mismatch{handled}", plan.shape_mismatches, format_shape)
     sections += _mismatch_section(f"dtype mismatch{handled}", plan.dtype_mismatches, str)
-    sections += _mismatch_section("restored reshaped (reshape=True)", plan.reshaped, _shape, status="restored")
-    sections += _named_section("initialised", "new (expected): initialised if not yet", plan.expected_new, plan.graph_meta)
+    sections += _mismatch_section("restored reshaped (reshape=True)", plan.reshaped, format_shape, status="restored")
+    sections += _named_section("initialized", "new (expected): initialized if not yet", plan.expected_new, plan.graph_meta)
     moved = {key: "-> " + ", ".join(repr(t) for t in targets) + " (no such variable)"
              for key, targets in plan.unused_targets.items()}
     sections += _named_section("unused", "unused checkpoint keys", unused_model, plan.checkpoint_meta, suffix=moved)
@@ -131,7 +132,7 @@ def _sections(plan: "RestorePlan") -> List[_Section]:
                                plan.superseded, plan.checkpoint_meta)
     sections += _named_section("left-out", "checkpoint keys left out on purpose (include / exclude)",
                                plan.not_selected, plan.checkpoint_meta)
-    sections += _named_section("left-out", "graph variables outside the selection: initialised if not yet",
+    sections += _named_section("left-out", "graph variables outside the selection: initialized if not yet",
                                plan.unselected, plan.graph_meta)
     if plan.diagnostics:
         rows = [_Row(d.message) for d in plan.diagnostics[:MAX_LINES]]
@@ -214,7 +215,7 @@ def fix_lines(plan: "RestorePlan") -> List[str]:
         lines.append(f"# ... and {fix.more} more suggestions above")
     if fix.mismatched:
         more = f"  # ... and {len(fix.mismatched) - 10} more" if len(fix.mismatched) > 10 else ""
-        lines.append("skip_mismatched=True  # initialise the mismatched variables instead")
+        lines.append("skip_mismatched=True  # initialize the mismatched variables instead")
         lines.append(f"exclude={fix.mismatched[:10]!r}  # or leave them out of the restore{more}")
     return lines
 
@@ -232,7 +233,7 @@ def fix_options(plan: "RestorePlan") -> List[str]:
     if fix.mismatched:
         excludes = " ".join(f"--exclude {shlex.quote(name)}" for name in fix.mismatched[:10])
         more = f"  # ... and {len(fix.mismatched) - 10} more" if len(fix.mismatched) > 10 else ""
-        lines.append("--skip-mismatched  # initialise the mismatched variables instead")
+        lines.append("--skip-mismatched  # initialize the mismatched variables instead")
         lines.append(f"{excludes}  # or leave them out of the restore{more}")
     return lines
 
@@ -312,7 +313,7 @@ def to_dict(plan: "RestorePlan") -> Dict[str, Any]:
     }
 
 
-_COLOURS = {"restored": "#e6f4ea", "initialised": "#e8f0fe", "mismatch": "#fce8e6", "unused": "#fef7e0",
+_COLOURS = {"restored": "#e6f4ea", "initialized": "#e8f0fe", "mismatch": "#fce8e6", "unused": "#fef7e0",
             "left-out": "#f1f3f4", "diagnostic": "#fef7e0"}
 
 

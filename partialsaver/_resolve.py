@@ -8,7 +8,8 @@ import os
 import re
 from typing import List, NamedTuple, Optional, Sequence
 
-from partialsaver._files import filesystem_for, is_url, join, parent_of, write_bytes
+from partialsaver._files import filesystem_for, is_url, join, parent_of
+from partialsaver._temporaries import write_bytes
 from partialsaver.errors import (
     CheckpointNotFoundError,
     CorruptCheckpointError,

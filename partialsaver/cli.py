@@ -13,30 +13,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
-import re
 import sys
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
-import numpy as np
-
-from partialsaver.checkpoint import (
-    destination_prefix,
-    diff_checkpoints,
-    list_variables,
-    load_variable,
-    plan_rename,
-    read_metadata,
-    rename_variables,
-)
-from partialsaver.errors import NameMapError, PartialSaverError, UsageError
-from partialsaver.presets import GLOBAL_STEP, OPTIMIZER_SLOTS
-from partialsaver.selection import Spec, normalize_specs, select
-
-EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
-PRESETS = {"@optimizer": OPTIMIZER_SLOTS, "@global_step": GLOBAL_STEP}
+from partialsaver import _commands as commands
+from partialsaver._commands import EXIT_BAD_INPUT, EXIT_OK
+from partialsaver.errors import PartialSaverError, UsageError
 
 __all__ = ["main"]
 
@@ -46,249 +30,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-
-def _human(nbytes: Optional[int]) -> str:
-    if nbytes is None:
-        return "?"
-    size = float(nbytes)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"  # pragma: no cover
-
-
-def _shape(shape: Sequence[int]) -> str:
-    return "(" + ", ".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
-
-
-def _specs(values: Optional[Sequence[str]], option: str) -> "tuple[Spec, ...]":
-    """Filter options -> specs: scopes, globs, and the presets @optimizer / @global_step."""
-    specs: List[Spec] = []
-    for value in values or ():
-        if value.startswith("@"):
-            if value not in PRESETS:
-                raise UsageError(f"{option} {value}: unknown preset; the presets are {', '.join(sorted(PRESETS))}")
-            specs.append(PRESETS[value])
-        else:
-            specs.append(value)
-    return normalize_specs(specs, option.lstrip("-").replace("-", "_"))
-
-
-def _parse_map(entries: Sequence[str], regex: bool, regex_entries: Sequence[str] = ()) -> Dict[Any, str]:
-    """``OLD=NEW`` strings -> a name_map (``OLD/=NEW/`` is a scope rule; ``regex_entries``
-    and, with --regex, every entry compile OLD as a regex)."""
-    name_map: Dict[Any, str] = {}
-    bad: List[str] = []
-    tagged = [(entry, regex, "--map") for entry in entries] + [(entry, True, "--regex-map") for entry in regex_entries]
-    for entry, is_regex, option in tagged:
-        # A regex may itself hold "=" ((?=...)), a template rarely does: split at the last one.
-        old, sep, new = entry.rpartition("=") if is_regex else entry.partition("=")
-        if not sep or not old or not new:
-            raise UsageError(f"{option} {entry!r} is not OLD=NEW (e.g. --map v3=v3_x or --map old_scope/=new_scope/)")
-        if is_regex:
-            try:
-                name_map[re.compile(old)] = new
-            except re.error as error:
-                bad.append(f"{old!r} ({error})")
-        else:
-            name_map[old] = new
-    if bad:
-        raise NameMapError(f"invalid regex in --map: {', '.join(bad)}; fix the pattern (Python re syntax)")
-    return name_map
-
-
-def _print_json(payload: Any) -> None:
-    print(json.dumps(payload, indent=2, sort_keys=True))
-
-
-def _warn_unmatched(diagnostics: Sequence[Any]) -> bool:
-    """Print filter specs that matched nothing; True when there were any."""
-    for diagnostic in diagnostics:
-        print(f"partialsaver: warning: {diagnostic.message}", file=sys.stderr)
-    return bool(diagnostics)
-
-
-def _cmd_list(args: argparse.Namespace) -> int:
-    infos = list_variables(args.checkpoint)
-    selection = select([i.name for i in infos], _specs(args.include, "--include"), _specs(args.exclude, "--exclude"),
-                       noun="checkpoint key")
-    kept = set(selection.selected)
-    infos = [info for info in infos if info.name in kept]
-    total = sum(info.nbytes or 0 for info in infos)
-    if args.json:
-        _print_json({
-            "checkpoint": read_metadata(args.checkpoint).prefix,
-            "variables": [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype, "nbytes": i.nbytes} for i in infos],
-            "total_variables": len(infos),
-            "total_bytes": total,
-        })
-    else:
-        width = max([len(info.name) for info in infos] + [4])
-        shape_width = max([len(_shape(info.shape)) for info in infos] + [5])
-        print(f"{'name':<{width}}  {'shape':<{shape_width}}  {'dtype':<9}  size")
-        for info in infos:
-            print(f"{info.name:<{width}}  {_shape(info.shape):<{shape_width}}  {info.dtype:<9}  {_human(info.nbytes)}")
-        print(f"{len(infos)} variable{'s' if len(infos) != 1 else ''}, {_human(total)}")
-    return EXIT_PROBLEMS if _warn_unmatched(selection.diagnostics) else EXIT_OK
-
-
-def _stats(value: np.ndarray) -> str:
-    if value.dtype == object or value.size == 0 or value.dtype.kind not in "fiub" and value.dtype.name != "bfloat16":
-        return ""
-    as_float = value.astype(np.float64)
-    finite = as_float[np.isfinite(as_float)]
-    parts = [f"nan {int(np.isnan(as_float).sum())}", f"inf {int(np.isinf(as_float).sum())}"]
-    if finite.size:
-        parts = [f"min {finite.min():.6g}", f"max {finite.max():.6g}", f"mean {finite.mean():.6g}",
-                 f"std {finite.std():.6g}"] + parts
-    return "  ".join(parts)
-
-
-def _preview(value: np.ndarray, count: int) -> str:
-    """The whole value when it has at most ``count`` elements, else its first ``count``
-    elements in storage (row-major) order."""
-    with np.printoptions(threshold=sys.maxsize, precision=6, linewidth=100):
-        if value.size <= count:
-            return str(value)
-        head = value.reshape(-1)[:count]
-        return f"first {count} of {value.size} elements (row-major):\n{head}"
-
-
-def _cmd_show(args: argparse.Namespace) -> int:
-    value = load_variable(args.checkpoint, args.name)
-    metadata = read_metadata(args.checkpoint)
-    readable = {metadata.raw(key): key for key in metadata.shapes}.get(args.name, args.name)
-    info = next((i for i in list_variables(args.checkpoint) if i.name == readable), None)
-    shape = info.shape if info is not None else value.shape
-    dtype = info.dtype if info is not None else str(value.dtype)
-    print(f"name:  {readable}")
-    print(f"shape: {_shape(shape)}   dtype: {dtype}   size: {_human(info.nbytes if info is not None else None)}")
-    stats = _stats(value)
-    if stats:
-        print(f"stats: {stats}")
-    print(_preview(value, args.preview))
-    return EXIT_OK
-
-
-def _cmd_diff(args: argparse.Namespace) -> int:
-    diff = diff_checkpoints(args.a, args.b, values=not args.no_values)
-    if args.json:
-        _print_json(diff.to_dict())
-    else:
-        print(diff, end="")
-    return EXIT_OK if diff.same else EXIT_PROBLEMS
-
-
-_NOT_META = (".index", ".data-", ".ckpt")
-
-
-def _import_meta_graph(path: str) -> None:
-    """Import a .meta file into the default graph, or one line saying what to pass."""
-    from google.protobuf.message import DecodeError
-
-    from partialsaver._tf import tf, v1
-
-    hint = "pass the .meta file a Saver wrote next to the checkpoint (PREFIX.meta)"
-    name = os.path.basename(path)
-    if any(marker in name for marker in _NOT_META) and not name.endswith(".meta"):
-        raise UsageError(f"--meta {path!r} is a checkpoint file, not a graph; {hint}")
-    try:
-        v1.train.import_meta_graph(path, clear_devices=True)
-    except (OSError, tf.errors.OpError, ValueError, KeyError, UnicodeDecodeError, DecodeError) as error:
-        first = str(error).splitlines()[0] if str(error) else ""
-        raise UsageError(f"cannot import the meta graph {path!r} ({type(error).__name__}: {first[:200]}); {hint}") from error
-
-
-def _cmd_plan(args: argparse.Namespace) -> int:
-    from partialsaver import _report
-    from partialsaver._logs import quiet_tensorflow_logs
-    from partialsaver._tf import tf
-    from partialsaver.saver import SmartSaver
-
-    name_map = _parse_map(args.map or [], args.regex, args.regex_map or []) or None
-    with tf.Graph().as_default(), quiet_tensorflow_logs():
-        _import_meta_graph(args.meta)
-        saver = SmartSaver(include=_specs(args.include, "--include") or None,
-                           exclude=_specs(args.exclude, "--exclude") or None, name_map=name_map,
-                           expect_new=_specs(args.expect_new, "--expect-new") or None,
-                           require=_specs(args.require, "--require") or None,
-                           skip_mismatched=args.skip_mismatched)
-        plan = saver.plan(args.checkpoint)
-    if args.json:
-        _print_json(dict(plan.to_dict(), fix_cli=_report.fix_options(plan)))
-    else:
-        print(_report.render_text(plan, cli=True), end="")
-    return EXIT_OK if plan.ok else EXIT_PROBLEMS
-
-
-def _progress_bar(enabled: bool) -> "tuple[Optional[Callable[[int, int], None]], Callable[[], None]]":
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None, lambda: None
-    if not enabled:
-        return None, lambda: None
-    bar = tqdm(total=0, unit="B", unit_scale=True, desc="rename", disable=None, file=sys.stderr)
-
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    return update, bar.close
-
-
-def _cmd_rename(args: argparse.Namespace) -> int:
-    name_map = _parse_map(args.map or [], args.regex, args.regex_map or []) or None
-    include, exclude = _specs(args.include, "--include") or None, _specs(args.exclude, "--exclude") or None
-    plan = plan_rename(args.src, name_map, include=include, exclude=exclude)
-    _warn_unmatched(plan.diagnostics)
-    if not plan.changes_anything:
-        print(f"partialsaver: the map renames nothing in {plan.source} and no key is filtered out; "
-              "check the names with `partialsaver list`", file=sys.stderr)
-        return EXIT_PROBLEMS
-    if args.dry_run:
-        for key, targets in plan.renames.items():
-            if targets != (key,):
-                print(f"{key} -> {', '.join(targets)}")
-        for key in plan.dropped:
-            print(f"{key} -> (dropped)")
-        kept = sum(1 for key, targets in plan.renames.items() if targets == (key,))
-        print(f"{len(plan.renames) - kept} renamed, {kept} unchanged, {len(plan.dropped)} dropped (dry run: nothing written)")
-        return EXIT_OK
-    destination = destination_prefix(args.dst, plan.source)
-    update, close = _progress_bar(not args.quiet)
-    try:
-        renames = rename_variables(args.src, destination, name_map, include=include, exclude=exclude,
-                                   overwrite=args.overwrite, memory_budget=int(args.memory_budget * 2**20),
-                                   progress=update)
-    finally:
-        close()
-    renamed = sum(1 for key, target in renames.items() if target != key)
-    print(f"wrote {destination}: {len(renames)} variables ({renamed} renamed, {len(plan.dropped)} dropped)")
-    return EXIT_OK
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    from partialsaver.convert import export_checkpoint
-
-    name_map = _parse_map(args.map or [], args.regex, args.regex_map or []) or None
-    written = export_checkpoint(args.checkpoint, args.out, name_map, include=_specs(args.include, "--include") or None,
-                                exclude=_specs(args.exclude, "--exclude") or None, overwrite=args.overwrite)
-    print(f"wrote {args.out}: {sum(1 if isinstance(name, str) else len(name) for name in written.values())} tensors")
-    return EXIT_OK
-
-
-def _cmd_import(args: argparse.Namespace) -> int:
-    from partialsaver.convert import import_checkpoint
-
-    name_map = _parse_map(args.map or [], args.regex, args.regex_map or []) or None
-    destination = destination_prefix(args.dst, os.path.splitext(os.path.basename(args.file))[0])
-    written = import_checkpoint(args.file, destination, name_map, include=_specs(args.include, "--include") or None,
-                                exclude=_specs(args.exclude, "--exclude") or None, overwrite=args.overwrite)
-    print(f"wrote {destination}: {sum(1 if isinstance(name, str) else len(name) for name in written.values())} variables")
-    return EXIT_OK
 
 
 def _positive_megabytes(text: str) -> float:
@@ -320,22 +61,22 @@ def _add_maps(command: argparse.ArgumentParser) -> None:
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="partialsaver", description="Inspect, plan, rename, diff, export and import TensorFlow "
                      "checkpoints. Only `plan` needs TensorFlow.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    subcommands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    listing = commands.add_parser("list", help="variables of a checkpoint: name, shape, dtype, size")
+    listing = subcommands.add_parser("list", help="variables of a checkpoint: name, shape, dtype, size")
     listing.add_argument("checkpoint", help="checkpoint directory, prefix or file")
     _add_filters(listing, "list")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
-    listing.set_defaults(run=_cmd_list)
+    listing.set_defaults(run=commands.listing)
 
-    show = commands.add_parser("show", help="one variable: shape, dtype, stats and a preview")
+    show = subcommands.add_parser("show", help="one variable: shape, dtype, stats and a preview")
     show.add_argument("checkpoint")
     show.add_argument("name")
     show.add_argument("--preview", type=_positive_count, default=24, metavar="N",
                       help="print the whole value when it has at most N elements, else its first N (default 24)")
-    show.set_defaults(run=_cmd_show)
+    show.set_defaults(run=commands.show)
 
-    plan = commands.add_parser("plan", help="what SmartSaver would restore into a saved graph (imports TensorFlow)")
+    plan = subcommands.add_parser("plan", help="what SmartSaver would restore into a saved graph (imports TensorFlow)")
     plan.add_argument("checkpoint")
     plan.add_argument("--meta", required=True, help="the graph's .meta file (tf.compat.v1.train.export_meta_graph)")
     _add_filters(plan, "restore")
@@ -345,11 +86,11 @@ def _build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--require", action="append", metavar="SPEC",
                       help="fail unless this spec restores at least one variable; repeatable")
     plan.add_argument("--skip-mismatched", action="store_true",
-                      help="initialise variables whose shape or dtype differs instead of failing")
+                      help="initialize variables whose shape or dtype differs instead of failing")
     plan.add_argument("--json", action="store_true")
-    plan.set_defaults(run=_cmd_plan)
+    plan.set_defaults(run=commands.plan)
 
-    rename = commands.add_parser("rename", help="write a renamed copy of a checkpoint (streamed, atomic)")
+    rename = subcommands.add_parser("rename", help="write a renamed copy of a checkpoint (streamed, atomic)")
     rename.add_argument("src")
     rename.add_argument("dst", help="prefix to write (its directory is created), or an existing directory")
     _add_maps(rename)
@@ -359,30 +100,30 @@ def _build_parser() -> argparse.ArgumentParser:
     rename.add_argument("--memory-budget", type=_positive_megabytes, default=256, metavar="MB",
                         help="tensor bytes in memory (default 256)")
     rename.add_argument("--quiet", action="store_true", help="no progress bar")
-    rename.set_defaults(run=_cmd_rename)
+    rename.set_defaults(run=commands.rename)
 
-    export = commands.add_parser("export", help="a checkpoint's tensors to .safetensors or .npz (streamed)")
+    export = subcommands.add_parser("export", help="a checkpoint's tensors to .safetensors or .npz (streamed)")
     export.add_argument("checkpoint")
     export.add_argument("out", help="OUT.safetensors or OUT.npz (the format follows the suffix)")
     _add_maps(export)
     _add_filters(export, "export")
     export.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    export.set_defaults(run=_cmd_export)
+    export.set_defaults(run=commands.export)
 
-    importing = commands.add_parser("import", help="a .safetensors or .npz file as a TensorFlow checkpoint")
+    importing = subcommands.add_parser("import", help="a .safetensors or .npz file as a TensorFlow checkpoint")
     importing.add_argument("file", help="IN.safetensors or IN.npz")
     importing.add_argument("dst", help="checkpoint prefix to write (e.g. out/model.ckpt), or a directory")
     _add_maps(importing)
     _add_filters(importing, "import")
     importing.add_argument("--overwrite", action="store_true", help="replace dst if it exists")
-    importing.set_defaults(run=_cmd_import)
+    importing.set_defaults(run=commands.import_)
 
-    diff = commands.add_parser("diff", help="compare two checkpoints: keys, shapes, dtypes, values")
+    diff = subcommands.add_parser("diff", help="compare two checkpoints: keys, shapes, dtypes, values")
     diff.add_argument("a")
     diff.add_argument("b")
     diff.add_argument("--no-values", action="store_true", help="compare keys, shapes and dtypes only")
     diff.add_argument("--json", action="store_true")
-    diff.set_defaults(run=_cmd_diff)
+    diff.set_defaults(run=commands.diff)
     return parser
 
 

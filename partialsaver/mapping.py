@@ -18,8 +18,9 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
-from partialsaver.errors import NameMapError, format_items
-from partialsaver.selection import Diagnostic, strip_output_suffix
+from partialsaver.errors import NameMapError
+from partialsaver.diagnostics import Diagnostic, unmatched_rule
+from partialsaver.selection import strip_output_suffix
 
 NameMapArg = Union[None, Mapping[Any, Any], Callable[[str], Any]]
 
@@ -266,13 +267,7 @@ def scope_hint(source: str, target: str, names: Sequence[str]) -> str:
 def unmatched_rules(name_map: NameMap, used: Set[int], keys: Sequence[str]) -> List[Diagnostic]:
     """An ``unmatched_rule`` diagnostic for every rule (by index) not in ``used``."""
     return [
-        Diagnostic(
-            "unmatched_rule",
-            rule.describe(),
-            f"name_map {rule.describe()} matched no checkpoint key"
-            + (scope_hint(rule.source, rule.targets[0], keys) if rule.kind == "exact" else "")
-            + "; check it for a typo (perhaps you misspelled it?)",
-        )
+        unmatched_rule(rule.describe(), scope_hint(rule.source, rule.targets[0], keys) if rule.kind == "exact" else "")
         for rule in name_map.rules
         if rule.index not in used and rule.kind != "var_list"
     ]

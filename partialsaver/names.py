@@ -6,8 +6,8 @@ from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tup
 
 from partialsaver._tf import PartitionedVariable, tf, v1
 from partialsaver.errors import UsageError, format_items
+from partialsaver.plan import Shape
 
-Shape = Optional[Tuple[Optional[int], ...]]
 
 __all__ = [
     "GraphVariable",

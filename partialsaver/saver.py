@@ -1,4 +1,4 @@
-"""SmartSaver: select -> map -> plan -> restore -> initialise -> save (DESIGN sections 3-6)."""
+"""SmartSaver: select -> map -> plan -> restore -> initialize the rest -> save."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from partialsaver import _session
+from partialsaver import _graph_ops
 from partialsaver._arguments import (
     check_bool,
     check_fraction,
@@ -18,10 +18,11 @@ from partialsaver._arguments import (
 )
 from partialsaver._tf import tf, v1
 from partialsaver._reading import read_metadata
-from partialsaver.errors import CheckpointMismatchError, NameMapError, UsageError, format_items
+from partialsaver.errors import NameMapError, UsageError, format_items
 from partialsaver.mapping import NameMap, NameMapArg, describe_collisions
 from partialsaver.names import GraphVariable, LazyVariables, collect_variables, graph_of, graph_variables, variable_name
-from partialsaver.plan import PlanOptions, RestorePlan, build_plan
+from partialsaver._planner import PlanOptions, build_plan, refuse_if_needed
+from partialsaver.plan import RestorePlan
 from partialsaver.selection import SpecArg, normalize_specs, select
 
 _logger = logging.getLogger("partialsaver")
@@ -31,7 +32,7 @@ __all__ = ["SmartSaver"]
 
 def _log_plan(plan: RestorePlan) -> None:
     """The report at INFO when all is well, at WARNING when something needs a look (the
-    plan is not ok, a mismatch is initialised instead of restored, or a diagnostic).
+    plan is not ok, a mismatch is initialized instead of restored, or a diagnostic).
 
     No handler is installed: a warning reaches stderr through Python's last-resort
     handler in a script that configured no logging, and goes where the application's
@@ -42,7 +43,7 @@ def _log_plan(plan: RestorePlan) -> None:
 
 
 class SmartSaver:
-    """Partial restore with a report first, then initialisation of exactly the rest.
+    """Partial restore with a report first, then initialization of exactly the rest.
 
     Args:
         var_list: None (every global variable of the graph), a list of variables, or a dict
@@ -53,7 +54,7 @@ class SmartSaver:
         require: specs that must restore at least ``min_restored_fraction`` of their
             variables (and at least one), else restore() raises before touching anything.
         strict: missing variables, unused keys and specs/rules matching nothing raise.
-        skip_mismatched: initialise shape/dtype mismatches instead of raising.
+        skip_mismatched: initialize shape/dtype mismatches instead of raising.
         **saver_kwargs: tf.compat.v1.train.Saver options (max_to_keep, sharded, ...).
 
     Example:
@@ -91,20 +92,16 @@ class SmartSaver:
         self._skip_mismatched = skip_mismatched
         self._saver_kwargs = dict(saver_kwargs)
         # Ops built per graph, reused by later calls so a training loop never grows the graph.
-        self._ops: "weakref.WeakKeyDictionary[Any, _session.GraphOps]" = weakref.WeakKeyDictionary()
-        self._eager_ops: Optional[_session.GraphOps] = None
+        self._ops: "weakref.WeakKeyDictionary[Any, _graph_ops.GraphOps]" = weakref.WeakKeyDictionary()
+        self._eager_ops: Optional[_graph_ops.GraphOps] = None
         self._ops_lock = threading.Lock()
 
     # -- graph and variables ----------------------------------------------------------------
 
     def _graph(self, sess: Any, *, need_session: bool) -> Any:
         """The graph to work on (None in eager mode), with the session checked against it."""
-        listed_graphs = {id(g): g for g in map(graph_of, self._var_list or [])}
-        eager = (
-            sess is None
-            and tf.executing_eagerly()
-            and (self._var_list is None or None in listed_graphs.values())
-        )
+        listed_graphs = list(dict.fromkeys(map(graph_of, self._var_list or [])))  # None for eager variables
+        eager = sess is None and tf.executing_eagerly() and (self._var_list is None or None in listed_graphs)
         if eager:
             if self._var_list is None:
                 raise UsageError(
@@ -112,7 +109,7 @@ class SmartSaver:
                     "var_list=model.variables (or build the model inside tf.Graph().as_default())"
                 )
             return None
-        if sess is not None and None in listed_graphs.values() and self._var_list:
+        if sess is not None and None in listed_graphs and self._var_list:
             raise UsageError("eager variables need no session; call with sess=None")
         if sess is None:
             if need_session:
@@ -120,9 +117,9 @@ class SmartSaver:
                     "a tf.compat.v1.Session is needed in graph mode; pass the session that "
                     "runs this graph (sess=None only works in eager mode)"
                 )
-            graph = v1.get_default_graph() if not listed_graphs else next(iter(listed_graphs.values()))
+            graph = listed_graphs[0] if listed_graphs else v1.get_default_graph()
         else:
-            graph = _session.check_session(sess)
+            graph = _graph_ops.check_session(sess)
         foreign = [variable_name(v) for v in self._var_list or [] if graph_of(v) is not graph]
         if foreign:
             raise UsageError(
@@ -180,29 +177,6 @@ class SmartSaver:
         """
         return self._plan(checkpoint, self._graph(None, need_session=False))[0]
 
-    def _check(self, plan: RestorePlan, strict: bool) -> None:
-        """CheckpointMismatchError, before anything is touched, for what must not restore."""
-        reasons = []
-        mismatches = len(plan.shape_mismatches) + len(plan.dtype_mismatches)
-        if mismatches and not plan.skip_mismatched:
-            reasons.append(f"{mismatches} shape/dtype mismatch(es) {format_items(plan.mismatched, 5)} "
-                           "(pass skip_mismatched=True to initialise them instead)")
-        reasons += [d.message.split(";")[0] for d in plan.diagnostics if d.kind == "require_failed"]
-        if strict:
-            if plan.missing:
-                reasons.append(f"{len(plan.missing)} missing variable(s) {format_items(plan.missing, 5)} (strict=True)")
-            if plan.unused:
-                reasons.append(f"{len(plan.unused)} unused checkpoint key(s) {format_items(plan.unused, 5)} (strict=True)")
-            unmatched = [d.subject for d in plan.diagnostics if d.kind.startswith("unmatched_")]
-            if unmatched:
-                reasons.append(f"{len(unmatched)} spec(s)/rule(s) matched nothing: {', '.join(unmatched[:5])} (strict=True)")
-            if not plan.restored:
-                reasons.append("no variable would be restored (strict=True)")
-        if reasons:
-            raise CheckpointMismatchError(
-                f"nothing was restored from {plan.checkpoint}: " + "; ".join(reasons) + "\n\n" + str(plan), plan
-            )
-
     def restore(
         self,
         sess: Any,
@@ -212,16 +186,16 @@ class SmartSaver:
         skip_mismatched: Optional[bool] = None,
         init_unrestored: bool = True,
     ) -> RestorePlan:
-        """Plan, check, restore the planned pairs, then initialise what is left.
+        """Plan, check, restore the planned pairs, then initialize what is left.
 
         Nothing is restored when the plan has an error; variables that were already
-        initialised in ``sess`` are never overwritten by initialisation.
+        initialized in ``sess`` are never overwritten by initialization.
 
         Args:
             sess: the tf.compat.v1.Session of the graph (None in eager mode).
             checkpoint: a directory (its latest checkpoint), a prefix, or a checkpoint file.
             strict, skip_mismatched: override the constructor's values for this call.
-            init_unrestored: initialise every not-yet-initialised variable not restored.
+            init_unrestored: initialize every not-yet-initialized variable not restored.
 
         Returns:
             The RestorePlan that was carried out.
@@ -236,10 +210,10 @@ class SmartSaver:
         graph = self._graph(sess, need_session=True)
         plan, pairs, variables = self._plan(checkpoint, graph, skip_mismatched)
         _log_plan(plan)
-        self._check(plan, strict)
+        refuse_if_needed(plan, strict)
         reshaped = [record.graph_name for record in plan.reshaped]
         if graph is None:
-            _session.restore_eager(plan.checkpoint, pairs, reshaped)
+            _graph_ops.restore_eager(plan.checkpoint, pairs, reshaped)
             return plan
         self._graph_ops(graph).restore_and_initialize(
             sess, plan.checkpoint, pairs, variables.values(), initialize=init_unrestored, reshaped=reshaped
@@ -258,7 +232,7 @@ class SmartSaver:
     def init_fn(
         self, checkpoint: Any, *, strict: Optional[bool] = None, skip_mismatched: Optional[bool] = None
     ) -> Callable[[Any, Any], None]:
-        """A ``Scaffold(init_fn=...)`` callback that restores ``checkpoint`` and initialises the rest.
+        """A ``Scaffold(init_fn=...)`` callback that restores ``checkpoint`` and initializes the rest.
 
         Plans and checks now (errors surface before training starts) and builds every op
         now, because MonitoredTrainingSession finalizes the graph before calling it. The
@@ -274,7 +248,7 @@ class SmartSaver:
         if graph is None:
             raise UsageError("init_fn / scaffold are for graph mode; in eager mode call restore(None, checkpoint)")
         plan, pairs, variables = self._plan(checkpoint, graph, skip_mismatched)
-        self._check(plan, strict)
+        refuse_if_needed(plan, strict)
         ops = self._graph_ops(graph)
         known = list(variables.values())
         reshaped = [record.graph_name for record in plan.reshaped]
@@ -293,7 +267,7 @@ class SmartSaver:
         """A tf.compat.v1.train.Scaffold that warm-starts from ``checkpoint``.
 
         The default ``init_op`` becomes a no-op: the init_fn restores the selected
-        variables and initialises every other one, so nothing is initialised twice.
+        variables and initializes every other one, so nothing is initialized twice.
         Other Scaffold arguments pass through.
 
         Example:
@@ -309,15 +283,15 @@ class SmartSaver:
                 scaffold_kwargs["init_op"] = tf.no_op(name="partialsaver_init_op")
         return v1.train.Scaffold(init_fn=init_fn, **scaffold_kwargs)
 
-    def _graph_ops(self, graph: Any) -> "_session.GraphOps":
+    def _graph_ops(self, graph: Any) -> "_graph_ops.GraphOps":
         with self._ops_lock:
             if graph is None:
                 if self._eager_ops is None:
-                    self._eager_ops = _session.GraphOps(None, self._saver_kwargs)
+                    self._eager_ops = _graph_ops.GraphOps(None, self._saver_kwargs)
                 return self._eager_ops
             ops = self._ops.get(graph)
             if ops is None:
-                ops = self._ops[graph] = _session.GraphOps(graph, self._saver_kwargs)
+                ops = self._ops[graph] = _graph_ops.GraphOps(graph, self._saver_kwargs)
             return ops
 
     def _save_keys(self, graph: Any) -> List[Tuple[str, GraphVariable]]:

@@ -18,6 +18,7 @@ import functools
 import re
 from typing import Any, Callable, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
+from partialsaver.diagnostics import Diagnostic, unmatched_spec
 from partialsaver.errors import NameMapError, format_items
 from partialsaver.presets import GLOBAL_STEP, OPTIMIZER_SLOTS
 
@@ -27,7 +28,6 @@ SpecArg = Union[None, Spec, Sequence[Spec]]
 _PRESETS = {id(OPTIMIZER_SLOTS): "OPTIMIZER_SLOTS", id(GLOBAL_STEP): "GLOBAL_STEP"}
 
 __all__ = [
-    "Diagnostic",
     "Selection",
     "describe_spec",
     "in_scope",
@@ -38,21 +38,6 @@ __all__ = [
     "normalize_specs",
     "select",
 ]
-
-
-class Diagnostic(NamedTuple):
-    """A warning in a plan: ``kind`` is machine-readable, ``message`` is for people.
-
-    Kinds starting with ``"unmatched_"`` (a filter spec or map rule that matched nothing)
-    are errors under ``strict=True``.
-    """
-
-    kind: str
-    subject: str
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class Selection(NamedTuple):
@@ -161,16 +146,11 @@ def _closest_scopes(spec: Spec, names: Sequence[str]) -> str:
 
     literal = re.split(r"[*?\[]", spec, maxsplit=1)[0].rstrip("/") if is_glob(spec) else spec.rstrip("/")
     near = close_names(literal, scopes_of(names), limit=3) if literal else []
-    return f" (closest: {format_items(near)})" if near else ""
+    return format_items(near) if near else ""
 
 
-def _unmatched(kind: str, argument: str, spec: Spec, scope_of_search: str, names: Sequence[str]) -> Diagnostic:
-    return Diagnostic(
-        kind,
-        describe_spec(spec),
-        f"{argument} {describe_spec(spec)} matched no {scope_of_search}{_closest_scopes(spec, names)}; "
-        "check it for a typo (perhaps you misspelled it?)",
-    )
+def _unmatched(argument: str, spec: Spec, scope_of_search: str, names: Sequence[str]) -> Diagnostic:
+    return unmatched_spec(argument, describe_spec(spec), scope_of_search, _closest_scopes(spec, names))
 
 
 def select(
@@ -207,7 +187,7 @@ def select(
         kept_set = {name for found in hits.values() for name in found}
         kept = [name for name in all_names if name in kept_set]
         diagnostics += [
-            _unmatched("unmatched_include", "include", spec, noun, all_names)
+            _unmatched("include", spec, noun, all_names)
             for spec in include
             if not hits[id(spec)] and id(spec) not in _PRESETS
         ]
@@ -219,7 +199,6 @@ def select(
         dropped = set().union(*hits.values())
         diagnostics += [
             _unmatched(
-                f"unmatched_{argument}",
                 argument,
                 spec,
                 f"included {noun}" if argument == "exclude" and include else noun,

@@ -292,7 +292,7 @@ def test_temporaries_of_dead_runs_go_and_those_of_other_hosts_stay(seed_checkpoi
     import subprocess
     import sys
 
-    from partialsaver._files import TEMP_MARK
+    from partialsaver._temporaries import TEMP_MARK
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_own = tmp_path / f"m.ckpt.index{TEMP_MARK}{socket.gethostname()}-{int(dead.stdout)}-abcdef12"

@@ -58,7 +58,7 @@ def test_show_of_an_unknown_name_suggests_close_names(capsys, seed_checkpoint):
 
 def test_plan_against_a_saved_graph(capsys, seed_checkpoint, graph_meta):
     code, out, _ = run(capsys, "plan", seed_checkpoint, "--meta", graph_meta)
-    assert code == 1 and "missing in checkpoint: initialised if not yet (1)\n  v3_x" in out
+    assert code == 1 and "missing in checkpoint: initialized if not yet (1)\n  v3_x" in out
     code, out, _ = run(capsys, "plan", seed_checkpoint, "--meta", graph_meta, "--map", "v3=v3_x", "--json")
     assert code == 0 and json.loads(out)["ok"] is True
 
@@ -162,7 +162,7 @@ def pretrained_with_slots(tmp_path):
 def test_plan_takes_presets_and_guardrails(capsys, pretrained_with_slots, tmp_path, head_graph_meta):
     base = ["plan", pretrained_with_slots, "--meta", str(tmp_path / "head.meta")]
     code, out, _ = run(capsys, *base)
-    assert code == 1 and "to fix, add:\n  --skip-mismatched  # initialise" in out
+    assert code == 1 and "to fix, add:\n  --skip-mismatched  # initialize" in out
     assert "--exclude net/head --exclude net/head/Momentum  # or leave them out of the restore" in out
     code, out, _ = run(capsys, *base, "--exclude", "@optimizer", "--exclude", "@global_step", "--expect-new", "net/head",
                        "--require", "net/w", "--json")

@@ -71,5 +71,5 @@ def test_restore_into_the_cluster_under_a_renamed_scope(cluster, cluster_checkpo
             assert len(plan.restored) == 3 and plan.not_selected == ("old/head",)
             for name, variable in variables.items():
                 np.testing.assert_array_equal(sess.run(variable), VALUES[name])
-            np.testing.assert_array_equal(sess.run(head), [7, 7])  # initialised on its ps, not restored
+            np.testing.assert_array_equal(sess.run(head), [7, 7])  # initialized on its ps, not restored
             assert sess.run(v1.report_uninitialized_variables()).size == 0

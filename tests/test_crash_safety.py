@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from partialsaver import SmartSaver, list_variables, load_variable, rename_variables
-from partialsaver._files import TEMP_MARK
+from partialsaver._temporaries import TEMP_MARK
 from tests.conftest import save_values
 
 v1 = tf.compat.v1

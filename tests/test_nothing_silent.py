@@ -84,7 +84,7 @@ def test_skipped_mismatches_are_reported_as_skipped_and_the_plan_is_ok(write_che
     plan = SmartSaver(skip_mismatched=True).restore(sess, checkpoint)
     assert plan.ok and plan.shape_mismatches[0].graph_name == "w" and plan.initialized == ("w",)
     text = str(plan)
-    assert "shape mismatch: skipped (as asked), initialised if not yet (1)" in text
+    assert "shape mismatch: skipped (as asked), initialized if not yet (1)" in text
     assert "skip_mismatched=True" not in text and "to fix" not in text
     assert not SmartSaver().plan(checkpoint).ok  # the same mismatch, not asked to skip it
 

@@ -2,7 +2,6 @@
 checkpoints written by each optimizer, then the optimizers this TensorFlow can run, built for
 real, every key they write checked; and what fine-tuning does with a BERT checkpoint."""
 
-import os
 
 import numpy as np
 import pytest

@@ -64,12 +64,12 @@ def test_the_demo_walks_through_the_original_problem(tmp_path):
     out = result.stdout
     assert "Key v3_x not found in checkpoint" in out
     a, b, c = out.split("\na. ")[1], out.split("\nb. ")[1], out.split("\nc. ")[1]
-    assert "missing in checkpoint: initialised if not yet (1)\n  v3_x" in a
+    assert "missing in checkpoint: initialized if not yet (1)\n  v3_x" in a
     assert "did you mean 'v3' (4,)?" in a and "unused checkpoint keys (1)\n  v3 " in a
     assert "v3_x = [0. 0. 0. 0.]" in a
     assert "all 3 variables restored" in b and "v3_x = [-2. -2. -2. -2.]" in b
     assert "checkpoint keys left out on purpose (include / exclude) (3)" in c
-    assert "uninitialised variables left: []" in c
+    assert "uninitialized variables left: []" in c
 
 
 def test_importing_partialsaver_in_a_module_run_with_dash_m_leaves_the_environment_alone(tmp_path):

@@ -52,7 +52,7 @@ def test_html_view_is_the_report_as_a_table(seed_checkpoint, renamed_graph):
     page = SmartSaver().plan(seed_checkpoint)._repr_html_()
     # three sections (restored, missing, unused), one header row each, four variable rows
     assert page.count("<th") == 3 and page.count("<tr") == 7
-    assert "missing in checkpoint: initialised if not yet (1)" in page
+    assert "missing in checkpoint: initialized if not yet (1)" in page
     assert "did you mean &#x27;v3&#x27; (4,)?" in page and "name_map={&#x27;v3&#x27;: &#x27;v3_x&#x27;}" in page
 
 

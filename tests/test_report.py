@@ -68,7 +68,7 @@ def test_expect_new_is_new_not_missing_and_flagged_when_found(write_checkpoint, 
     assert plan.expected_new == ("InceptionV1/Logits/w", "InceptionV1/Logits2/w") and plan.missing == ()
     assert plan.initialized == plan.expected_new and plan.not_selected == ("InceptionV1/Logits/w",)
     assert [(d.kind, d.subject) for d in plan.diagnostics] == [("expected_new_found", "InceptionV1/Logits/w")]
-    assert "new (expected): initialised if not yet (2)" in str(plan)
+    assert "new (expected): initialized if not yet (2)" in str(plan)
     np.testing.assert_array_equal(sess.run(v1.global_variables()[1]), [0, 0, 0])
 
 
@@ -81,7 +81,7 @@ restored (3)
   model/conv1/b  (2,)     float32
   model/conv1/w  (3, 3)   float32
   model/dense/w  (3, 10)  float32  <- 'model/fc/w'
-missing in checkpoint: initialised if not yet (2)
+missing in checkpoint: initialized if not yet (2)
   model/conv2/kernel  (3, 3)  float32
       did you mean 'model/conv2/weights' (3, 3)?
   model/head/w        (10,)   float32
@@ -91,11 +91,11 @@ unused checkpoint keys (1)
   model/conv2/weights  (3, 3)  float32
 unused optimizer state (1)
   model/conv1/w/Adam  (3, 3)  float32
-graph variables outside the selection: initialised if not yet (1)
+graph variables outside the selection: initialized if not yet (1)
   global_step  ()  int64
 to fix, pass:
   name_map={{'model/conv2/weights': 'model/conv2/kernel'}}
-  skip_mismatched=True  # initialise the mismatched variables instead
+  skip_mismatched=True  # initialize the mismatched variables instead
   exclude=['model/conv1/bias']  # or leave them out of the restore
 """
 
@@ -130,7 +130,7 @@ def test_the_json_schema(write_checkpoint, graph):
         "diagnostics": [{"kind": "unmatched_exclude", "subject": "scope 'zzz'",
                          "message": "exclude scope 'zzz' matched no variable; check it for a typo (perhaps you misspelled it?)"}],
         "suggestions": {}, "proposed_name_map": {},
-        "fix": ["skip_mismatched=True  # initialise the mismatched variables instead",
+        "fix": ["skip_mismatched=True  # initialize the mismatched variables instead",
                 "exclude=['w']  # or leave them out of the restore"],
     }
 

@@ -1,4 +1,4 @@
-"""restore(): what is set, what is initialised, what is never touched, what the graph keeps."""
+"""restore(): what is set, what is initialized, what is never touched, what the graph keeps."""
 
 import logging
 
@@ -12,7 +12,7 @@ from tests.conftest import zeros_variable
 v1 = tf.compat.v1
 
 
-def test_every_variable_ends_initialised_and_restored_values_match(write_checkpoint, graph, sess):
+def test_every_variable_ends_initialized_and_restored_values_match(write_checkpoint, graph, sess):
     values = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array([5], np.int64)}
     checkpoint = write_checkpoint(values)
     a, b = zeros_variable("a", [2, 3]), zeros_variable("b", [1], tf.int64)
@@ -109,11 +109,11 @@ def test_shape_and_dtype_mismatches_are_reported_all_at_once_and_block_the_resto
         ("k", (5,), (2,)), ("w", (3, 4), (4, 3))]
     assert [(m.graph_name, m.graph, m.checkpoint) for m in plan.dtype_mismatches] == [("n", "int64", "int32")]
     assert "graph 'w' (3, 4)  vs  checkpoint 'w' (4, 3)" in str(caught.value)
-    assert sess.run(v1.report_uninitialized_variables()).size == 4  # nothing restored, nothing initialised
+    assert sess.run(v1.report_uninitialized_variables()).size == 4  # nothing restored, nothing initialized
     del ok
 
 
-def test_skip_mismatched_initialises_the_mismatched_variables(write_checkpoint, graph, sess):
+def test_skip_mismatched_initializes_the_mismatched_variables(write_checkpoint, graph, sess):
     checkpoint = write_checkpoint({"w": np.ones([4, 3], np.float32), "ok": np.ones([2], np.float32)})
     w = zeros_variable("w", [3, 4])
     ok = zeros_variable("ok", [2])

@@ -1,4 +1,4 @@
-"""restore() is all or nothing, and leaves no variable uninitialised that the plan covers."""
+"""restore() is all or nothing, and leaves no variable uninitialized that the plan covers."""
 
 import logging
 
@@ -19,7 +19,7 @@ def corrupt_middle(prefix):
     open(data, "wb").write(bytes(blob))
 
 
-def uninitialised(sess):
+def uninitialized(sess):
     return sorted(name.decode() for name in sess.run(v1.report_uninitialized_variables()))
 
 
@@ -30,7 +30,7 @@ def test_a_key_feeding_several_variables_never_restores_partly(write_checkpoint,
         zeros_variable(name, shape)
     with pytest.raises(CorruptCheckpointError, match="no variable was changed"):
         SmartSaver(name_map={"a": ["x", "y"]}).restore(sess, checkpoint)
-    assert uninitialised(sess) == ["b", "x", "y"]
+    assert uninitialized(sess) == ["b", "x", "y"]
 
 
 def test_the_read_error_names_its_cause(write_checkpoint, graph, sess):
@@ -44,7 +44,7 @@ def test_the_read_error_names_its_cause(write_checkpoint, graph, sess):
     assert "OutOfRangeError: Read less bytes than requested" in str(caught.value)
 
 
-def test_a_var_list_variable_outside_the_collections_is_initialised(write_checkpoint, graph, sess):
+def test_a_var_list_variable_outside_the_collections_is_initialized(write_checkpoint, graph, sess):
     checkpoint = write_checkpoint({"a": np.ones(2, np.float32)})
     a = zeros_variable("a", [2])
     head = v1.get_variable("head", [3], initializer=v1.ones_initializer(), collections=[])
@@ -53,12 +53,12 @@ def test_a_var_list_variable_outside_the_collections_is_initialised(write_checkp
     assert sess.run(head).tolist() == [1, 1, 1]
 
 
-def test_slices_left_out_of_a_var_list_are_initialised(write_checkpoint, graph, sess):
+def test_slices_left_out_of_a_var_list_are_initialized(write_checkpoint, graph, sess):
     checkpoint = write_checkpoint({"emb": np.ones([6, 4], np.float32)}, partitions={"emb": 2})
     emb = v1.get_variable("emb", [6, 4], partitioner=v1.fixed_size_partitioner(2), initializer=v1.zeros_initializer())
     first, second = list(emb)
     SmartSaver(var_list=[first]).restore(sess, checkpoint)
-    assert uninitialised(sess) == []
+    assert uninitialized(sess) == []
     assert sess.run(first).tolist() == np.ones([3, 4]).tolist()
     assert sess.run(second).tolist() == np.zeros([3, 4]).tolist()
 
@@ -70,7 +70,7 @@ def test_an_initializer_that_needs_a_feed_is_refused_before_anything_is_restored
     v1.Variable(embedding, name="embedding")
     with pytest.raises(UsageError, match="need.* a fed placeholder: 'embedding \\(feeds embedding_values\\)'"):
         SmartSaver(include="a").restore(sess, checkpoint)
-    assert uninitialised(sess) == ["a", "embedding"]
+    assert uninitialized(sess) == ["a", "embedding"]
     SmartSaver(include="a").restore(sess, checkpoint, init_unrestored=False)
     assert sess.run(a).tolist() == [1, 1]
 
@@ -118,7 +118,7 @@ def test_many_candidates_are_checked_in_one_loop_and_kept_when_set(write_checkpo
     sess.run([rest[index].assign(np.full(3, 9, np.float32)) for index in preset])
     SmartSaver().restore(sess, checkpoint)
     assert {"While", "StatelessWhile"} & check_ops(graph)
-    assert uninitialised(sess) == []
+    assert uninitialized(sess) == []
     values = sess.run(rest)
     assert [value.tolist() for value in values] == [[9.0] * 3 if index in preset else [1.0] * 3 for index in range(count)]
 
@@ -131,5 +131,5 @@ def test_many_reference_variables_are_checked_one_flag_each(write_checkpoint, gr
     sess.run(rest[0].assign(np.full(3, 9, np.float32)))
     SmartSaver().restore(sess, checkpoint)
     assert "IsVariableInitialized" in check_ops(graph) and not {"While", "StatelessWhile"} & check_ops(graph)
-    assert uninitialised(sess) == []
+    assert uninitialized(sess) == []
     assert sess.run(rest[0]).tolist() == [9, 9, 9] and sess.run(rest[-1]).tolist() == [1, 1, 1]

@@ -14,7 +14,7 @@ def test_plain_saver_fails_late_on_the_first_missing_key(seed_checkpoint, rename
         v1.train.Saver().restore(sess, seed_checkpoint)
 
 
-def test_smart_saver_restores_what_matches_and_initialises_the_rest(seed_checkpoint, renamed_graph, sess):
+def test_smart_saver_restores_what_matches_and_initializes_the_rest(seed_checkpoint, renamed_graph, sess):
     plan = SmartSaver().restore(sess, seed_checkpoint)
 
     values = sess.run(renamed_graph)
@@ -50,7 +50,7 @@ def test_strict_raises_before_any_variable_changes(seed_checkpoint, renamed_grap
     np.testing.assert_array_equal(sess.run(renamed_graph["v1"]), [7, 7, 7])  # untouched
 
 
-def test_strict_raises_in_a_fresh_session_and_leaves_everything_uninitialised(seed_checkpoint, renamed_graph, sess):
+def test_strict_raises_in_a_fresh_session_and_leaves_everything_uninitialized(seed_checkpoint, renamed_graph, sess):
     with pytest.raises(CheckpointMismatchError):
         SmartSaver().restore(sess, seed_checkpoint, strict=True)
     assert sorted(sess.run(v1.report_uninitialized_variables())) == [b"v1", b"v2", b"v3_x"]

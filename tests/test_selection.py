@@ -100,7 +100,7 @@ def test_the_unmatched_spec_shows_in_the_plan_and_fails_strict(seed_checkpoint, 
         saver.restore(sess, seed_checkpoint, strict=True)
 
 
-def test_excluded_variables_are_initialised_never_restored(seed_checkpoint, renamed_graph, sess):
+def test_excluded_variables_are_initialized_never_restored(seed_checkpoint, renamed_graph, sess):
     plan = SmartSaver(exclude="v2", name_map={"v3": "v3_x"}).restore(sess, seed_checkpoint)
     assert plan.not_selected == ("v2",) and plan.ok
     np.testing.assert_array_equal(sess.run(renamed_graph["v2"]), np.zeros(5))

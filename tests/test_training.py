@@ -100,7 +100,7 @@ def test_adam_checkpoint_into_a_momentum_graph(adam_checkpoint, graph, sess):
     assert sorted(plan.unused) == ["beta1_power", "beta2_power", "model/b/Adam", "model/b/Adam_1",
                                    "model/w/Adam", "model/w/Adam_1"]
     text = str(plan)
-    assert "missing optimizer state: initialised if not yet (2)" in text and "unused optimizer state (6)" in text
+    assert "missing optimizer state: initialized if not yet (2)" in text and "unused optimizer state (6)" in text
     assert "unused checkpoint keys" not in text  # no model weight is unused
     np.testing.assert_array_equal(sess.run(w), weights["model/w"])
     assert sess.run(step) == 5

@@ -177,6 +177,7 @@ class BundleReader:
             chunk = file.read(position, min(chunk_size, entry.offset + entry.size - position))
             crc = _crc.extend(crc, chunk)
             yield chunk
+            file.release(position, chunk.size)  # a streamed copy keeps no more than a chunk resident
         self._compare_crc(name, entry, crc)
 
     def verify(self, key: Key) -> None:
@@ -240,6 +241,7 @@ class BundleReader:
         out = np.empty(entry.size, dtype=np.uint8)
         if file.readinto(entry.offset, out) != entry.size:
             raise corrupt(file.path, "short read", name)
+        file.release(entry.offset, entry.size)  # the copy is what is returned; the mapped pages can go
         self._compare_crc(name, entry, _crc.value(out))
         return out
 

@@ -189,6 +189,22 @@ class RandomAccessFile:
             filled += count
         return filled
 
+    def release(self, offset: int, length: int) -> None:
+        """Let the pages of ``[offset, offset + length)`` go from this process's memory.
+
+        Pages of a memory-mapped file that were read stay resident (and count in the
+        process's RSS) until the map is closed; after a streamed copy of a tensor that would
+        be the whole file. They are file-backed and read-only, so dropping them is safe: a
+        later read faults them in again from the page cache.
+        """
+        madvise = getattr(self._mapped, "madvise", None)
+        if madvise is None or not hasattr(_mmap, "MADV_DONTNEED"):
+            return
+        start = -(-offset // _mmap.PAGESIZE) * _mmap.PAGESIZE  # whole pages inside the range only
+        stop = min(offset + length, self.size) // _mmap.PAGESIZE * _mmap.PAGESIZE
+        if stop > start:
+            madvise(_mmap.MADV_DONTNEED, start, stop - start)
+
     def close(self) -> None:
         """Release the map or stream (idempotent)."""
         self._array = None

@@ -34,7 +34,7 @@ from ._helpers import (  # noqa: E402
 
 v1 = tf.compat.v1
 NUMERIC = list(numeric_dtype_names())
-# Graph-mode variables of these cannot even be initialised on CPU (no kernels): the Saver cannot save
+# Graph-mode variables of these cannot even be initialized on CPU (no kernels): the Saver cannot save
 # them, so they are covered through the SaveV2 op the Saver runs (and the committed fixtures).
 NO_VARIABLES = {"float8_e4m3fnuz", "float8_e4m3b11fnuz", "float8_e5m2fnuz", "qint16", "quint16"}
 STRINGS = {

@@ -144,7 +144,7 @@ print(sorted(name for name in sys.modules if name.startswith(("tensorflow", "ker
 def test_the_liveness_probe_never_signals_a_process_on_windows(monkeypatch):
     import ctypes
 
-    from partialsaver import _files
+    from partialsaver import _temporaries
 
     calls = []
 
@@ -163,14 +163,14 @@ def test_the_liveness_probe_never_signals_a_process_on_windows(monkeypatch):
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setattr(ctypes, "windll", type("WinDLL", (), {"kernel32": Kernel32()})(), raising=False)
     monkeypatch.setattr(os, "kill", lambda *args: pytest.fail(f"os.kill{args} would terminate the process on Windows"))
-    assert _files.process_alive(1234) is True and _files.process_alive(999) is False
+    assert _temporaries.process_alive(1234) is True and _temporaries.process_alive(999) is False
     assert calls == [("open", 1234), ("close", 42), ("open", 999)]
 
 
 def test_the_liveness_probe_on_posix():
     import subprocess
 
-    from partialsaver._files import process_alive
+    from partialsaver._temporaries import process_alive
 
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     assert process_alive(os.getpid()) is True and process_alive(int(finished.stdout)) is False

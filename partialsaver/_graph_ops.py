@@ -1,4 +1,4 @@
-"""The ops SmartSaver runs in a session: restore savers, the initialised check, save savers.
+"""The ops SmartSaver runs in a session, built once per graph: the restore op, the initialized check, the savers.
 
 Every op is built once per graph and signature and reused, so calling restore() or
 save() in a loop never grows the graph, and a finalized graph works as long as the ops
@@ -11,9 +11,10 @@ import contextlib
 import logging
 import os
 import threading
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Set, Tuple
 
-from partialsaver._files import filesystem_for, remove_stale_temporaries
+from partialsaver._files import filesystem_for
+from partialsaver._temporaries import remove_stale_temporaries
 from partialsaver._check import NO_CHECK, InitCheck, build_check, refuse_fed_initializers
 from partialsaver._reading import CheckpointReader
 from partialsaver._tf_errors import meaningful_line, translate_read_error
@@ -80,11 +81,11 @@ class GraphOps:
             return self._restore[signature]
 
     def init_check(self, pairs: Pairs, known: Iterable[GraphVariable] = ()) -> InitCheck:
-        """Which variables this restore does not set are initialised already: one op over
+        """Which variables this restore does not set are initialized already: one op over
         the candidates only (the graph's global and local variables plus ``known`` ones,
         since a var_list may hold variables outside the collections). Only the parts
         restored are skipped, so a partly listed partitioned variable still gets its
-        other slices initialised."""
+        other slices initialized."""
         restored = {id(part) for _, graph_variable in pairs for part in graph_variable.parts}
         candidates = list(graph_variables(self.graph, "global").values())
         candidates += list(graph_variables(self.graph, "local").values()) + list(known)
@@ -110,16 +111,16 @@ class GraphOps:
         initialize: bool = True,
         reshaped: Sequence[str] = (),
     ) -> int:
-        """Restore the pairs, then initialise what is neither restored nor initialised.
+        """Restore the pairs, then initialize what is neither restored nor initialized.
 
         All or nothing: the restore op reads every key before it assigns any variable, and
-        the initialised check (read-only) runs in the same session call. Only when an
+        the initialized check (read-only) runs in the same session call. Only when an
         initializer that would run needs a fed placeholder is the check run on its own
-        first, to refuse before anything changes. The initialisers run last, after a
+        first, to refuse before anything changes. The initializers run last, after a
         successful restore.
 
         Returns:
-            The number of variables initialised.
+            The number of variables initialized.
         """
         restore = self.restore_op(pairs, reshaped) if pairs else None
         check = self.init_check(pairs, known) if initialize else NO_CHECK
@@ -139,13 +140,13 @@ class GraphOps:
             if fetches:
                 uninitialized = check.uninitialized(results[1])
         if uninitialized:
-            _logger.info("initialising %d variable(s) not restored", len(uninitialized))
+            _logger.info("initializing %d variable(s) not restored", len(uninitialized))
             try:
                 sess.run(check.initializers(uninitialized))
             except tf.errors.OpError as error:
                 raise UsageError(
-                    f"the checkpoint was restored, but initialising the other variables failed "
-                    f"({type(error).__name__}: {meaningful_line(error)}); initialise them yourself and "
+                    f"the checkpoint was restored, but initializing the other variables failed "
+                    f"({type(error).__name__}: {meaningful_line(error)}); initialize them yourself and "
                     "pass init_unrestored=False"
                 ) from error
         return len(uninitialized)
@@ -186,7 +187,7 @@ class GraphOps:
                 return saver.save(sess, save_path, global_step=global_step, **save_kwargs)
         except tf.errors.FailedPreconditionError as error:
             raise UsageError(
-                f"cannot save {save_path!r}: a variable is not initialised ({meaningful_line(error)}); "
+                f"cannot save {save_path!r}: a variable is not initialized ({meaningful_line(error)}); "
                 "run its initializer or restore() first"
             ) from error
         except (tf.errors.PermissionDeniedError, PermissionError) as error:
