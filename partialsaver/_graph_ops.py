@@ -13,14 +13,16 @@ import os
 import threading
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Set, Tuple
 
-from partialsaver._files import filesystem_for
-from partialsaver._temporaries import remove_stale_temporaries
+import numpy as np
+
 from partialsaver._check import NO_CHECK, InitCheck, build_check, refuse_fed_initializers
-from partialsaver._reading import CheckpointReader
-from partialsaver._tf_errors import meaningful_line, translate_read_error
-from partialsaver._restore_graph import build_restore
+from partialsaver._files import filesystem_for
 from partialsaver._logs import quiet_tensorflow_logs
+from partialsaver._reading import CheckpointReader
+from partialsaver._restore_graph import build_restore
+from partialsaver._temporaries import remove_stale_temporaries
 from partialsaver._tf import tf, v1
+from partialsaver._tf_errors import meaningful_line, translate_read_error
 from partialsaver.errors import PartialSaverError, UsageError
 from partialsaver.names import GraphVariable, graph_variables
 
@@ -209,4 +211,7 @@ def restore_eager(prefix: str, pairs: Pairs, reshaped: Sequence[str] = ()) -> No
     values = [(graph_variable, reader.tensor(key)) for key, graph_variable in pairs]
     for graph_variable, value in values:
         variable = graph_variable.parts[0]
+        wanted = tf.as_dtype(variable.dtype).as_numpy_dtype
+        if value.dtype != object and value.dtype != wanted and value.dtype.name == np.dtype(wanted).name:
+            value = value.view(wanted)  # ml_dtypes' bfloat16 vs an older TensorFlow's own: the same bits
         variable.assign(value.reshape(graph_variable.shape) if graph_variable.name in reshaped else value)

@@ -120,3 +120,12 @@ def test_an_object_based_checkpoint_reads_by_readable_names(tmp_path):
     rename_variables(path, converted, {"net/": "model/"}, exclude="save_counter")
     assert [info.name for info in list_variables(converted)] == ["model/b", "model/w"]
     assert "_CHECKPOINTABLE_OBJECT_GRAPH" not in v1.train.NewCheckpointReader(converted).get_variable_to_shape_map()
+
+
+def test_eager_restore_of_bfloat16_and_half_variables(write_checkpoint):
+    values = {"bf16": tf.constant([1.5, -2.25], tf.bfloat16).numpy(), "half": np.array([0.5, 3.0], np.float16)}
+    checkpoint = write_checkpoint(values)
+    variables = [tf.Variable(tf.zeros([2], tf.bfloat16), name="bf16"), tf.Variable(tf.zeros([2], tf.float16), name="half")]
+    assert SmartSaver(var_list=variables, strict=True).restore(None, checkpoint).ok
+    assert variables[0].numpy().tobytes() == values["bf16"].tobytes()
+    assert variables[1].numpy().tolist() == [0.5, 3.0]
