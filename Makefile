@@ -15,7 +15,7 @@ NOTF_TESTS = tests/offline tests/format --ignore=tests/format/test_format_tf_com
 	--ignore=tests/format/test_format_tf_fuzz.py
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-oldest test-notf bench venv clean
+.PHONY: demo test test-oldest test-notf lint docs bench venv clean
 
 venv: $(READY)
 
@@ -30,6 +30,18 @@ demo: $(READY)
 
 test: $(READY)
 	$(VENV)/bin/python -m pytest -q tests
+
+# ruff (lint and format) and mypy on partialsaver/, configured in pyproject.toml.
+lint: $(READY)
+	$(VENV)/bin/python -m pip install --quiet -e ".[$(EXTRAS),lint]"
+	$(VENV)/bin/ruff check partialsaver
+	$(VENV)/bin/ruff format --check partialsaver
+	$(VENV)/bin/mypy
+
+# The documentation site, into site/; a broken link or reference fails the build.
+docs: $(READY)
+	$(VENV)/bin/python -m pip install --quiet -e ".[$(EXTRAS),docs]"
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d site
 
 # The restore benchmark (plain Saver, tensorpack, init_from_checkpoint, SmartSaver), the
 # initialized check alone, then the rename and export benchmarks: 2-3 hours on 2 cores with
@@ -51,4 +63,4 @@ test-notf:
 	PARTIALSAVER_NO_SKIPS=1 .venv-notf/bin/python -m pytest -q $(NOTF_TESTS)
 
 clean:
-	rm -rf .venv .venv-tf213 .venv-notf build dist *.egg-info .pytest_cache
+	rm -rf .venv .venv-tf213 .venv-notf build dist site *.egg-info .pytest_cache

@@ -39,6 +39,10 @@ setup(
         # The tests that run without TensorFlow (make test-notf).
         "test-offline": ["pytest>=7", "safetensors", "fsspec"],
         "bench": ["tensorpack==0.11", "psutil"],
+        # make lint and make docs (pinned: a new release must not turn CI red on its own).
+        "lint": ["ruff==0.17.6", "mypy==2.4.1"],
+        "docs": ["mkdocs==1.6.1", "mkdocs-material==9.8.2", "mkdocstrings[python]==1.0.8",
+                 "mkdocstrings-python==2.0.11"],
     },
     entry_points={"console_scripts": ["partialsaver = partialsaver.cli:main"]},
     classifiers=[

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from partialsaver.diagnostics import Diagnostic
 from partialsaver.errors import (
     CheckpointMismatchError,
     CheckpointNotFoundError,
@@ -28,7 +29,6 @@ from partialsaver.errors import (
     VariableNotFoundError,
 )
 from partialsaver.presets import GLOBAL_STEP, OPTIMIZER_SLOTS
-from partialsaver.diagnostics import Diagnostic
 
 __version__ = "0.1.0"
 
@@ -59,8 +59,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         rename_variables,
         resolve_checkpoint,
     )
-    from partialsaver.plan import Mismatch, Restore, RestorePlan
     from partialsaver.convert import export_checkpoint, import_checkpoint
+    from partialsaver.plan import Mismatch, Restore, RestorePlan
     from partialsaver.saver import SmartSaver
 
 

@@ -13,15 +13,33 @@ from partialsaver.errors import UsageError, format_items
 from partialsaver.mapping import NameMapArg
 from partialsaver.names import collect_variables, is_variable, variable_name
 
-__all__ = ["SAVER_KWARGS", "check_bool", "check_fraction", "check_save_arguments",
-           "check_saver_kwargs", "parse_var_list"]
+__all__ = [
+    "SAVER_KWARGS",
+    "check_bool",
+    "check_fraction",
+    "check_save_arguments",
+    "check_saver_kwargs",
+    "parse_var_list",
+]
 
 # tf.compat.v1.train.Saver keyword arguments a SmartSaver passes on; the ones that shape
 # how values are read also go to the savers restore() builds.
 SAVER_KWARGS = frozenset(
-    {"reshape", "sharded", "max_to_keep", "keep_checkpoint_every_n_hours", "name", "restore_sequentially",
-     "allow_empty", "write_version", "pad_step_number", "save_relative_paths", "filename"}
+    {
+        "reshape",
+        "sharded",
+        "max_to_keep",
+        "keep_checkpoint_every_n_hours",
+        "name",
+        "restore_sequentially",
+        "allow_empty",
+        "write_version",
+        "pad_step_number",
+        "save_relative_paths",
+        "filename",
+    }
 )
+
 
 def check_bool(flag: str, value: Any) -> None:
     if not isinstance(value, bool):
@@ -31,9 +49,16 @@ def check_bool(flag: str, value: Any) -> None:
 # Types of the tf.compat.v1.train.Saver options, checked up front so that a typo surfaces
 # when the SmartSaver is built rather than deep inside the first save().
 _SAVER_KWARG_TYPES: Dict[str, Tuple[type, ...]] = {
-    "reshape": (bool,), "sharded": (bool,), "restore_sequentially": (bool,), "allow_empty": (bool,),
-    "pad_step_number": (bool,), "save_relative_paths": (bool,), "max_to_keep": (int, type(None)),
-    "keep_checkpoint_every_n_hours": (int, float), "write_version": (int,), "name": (str, type(None)),
+    "reshape": (bool,),
+    "sharded": (bool,),
+    "restore_sequentially": (bool,),
+    "allow_empty": (bool,),
+    "pad_step_number": (bool,),
+    "save_relative_paths": (bool,),
+    "max_to_keep": (int, type(None)),
+    "keep_checkpoint_every_n_hours": (int, float),
+    "write_version": (int,),
+    "name": (str, type(None)),
     "filename": (str, type(None)),
 }
 
@@ -65,7 +90,9 @@ def check_fraction(value: Any) -> None:
 
 def check_save_arguments(save_path: Any, global_step: Any) -> None:
     if not isinstance(save_path, (str, os.PathLike)) or not os.fspath(save_path):
-        raise UsageError(f"save_path must be a non-empty str or os.PathLike, not {save_path!r}; e.g. 'train/model.ckpt'")
+        raise UsageError(
+            f"save_path must be a non-empty str or os.PathLike, not {save_path!r}; e.g. 'train/model.ckpt'"
+        )
     path = os.fspath(save_path)
     # A prefix that is a directory would write "dir.index" next to it. (Only local paths
     # can be asked: on object stores and ram:// every prefix of existing files is a "directory".)
@@ -91,8 +118,7 @@ def parse_var_list(var_list: Any, name_map: NameMapArg) -> Tuple[Optional[List[A
         bad = [repr(key) for key, value in var_list.items() if not isinstance(key, str) or not is_variable(value)]
         if bad:
             raise UsageError(
-                f"var_list dict must map checkpoint names (str) to variables; bad entries for keys "
-                f"{format_items(bad)}"
+                f"var_list dict must map checkpoint names (str) to variables; bad entries for keys {format_items(bad)}"
             )
         return list(var_list.values()), {key: variable_name(value) for key, value in var_list.items()}
     if isinstance(var_list, (list, tuple)):

@@ -76,7 +76,9 @@ def _loop_applies(parts: Sequence[Any]) -> bool:
     variables are only when none is pinned to a device and no GPU can take them."""
     if len(parts) < _LOOP_FROM or tf.config.list_physical_devices("GPU"):
         return False
-    return all(part.device == "" and getattr(getattr(part, "handle", None), "dtype", None) == tf.resource for part in parts)
+    return all(
+        part.device == "" and getattr(getattr(part, "handle", None), "dtype", None) == tf.resource for part in parts
+    )
 
 
 def _flag_per_variable(parts: Sequence[Any]) -> Any:
@@ -98,9 +100,7 @@ def _flags_in_one_loop(parts: Sequence[Any]) -> Any:
         handle = tf.gather(tf.gather(rows, index // _CHUNK), index % _CHUNK)
         return index + 1, flags.write(index, tf.raw_ops.VarIsInitializedOp(resource=handle))
 
-    _, flags = tf.while_loop(
-        lambda index, _: index < count, ask, [tf.constant(0), tf.TensorArray(tf.bool, size=count)]
-    )
+    _, flags = tf.while_loop(lambda index, _: index < count, ask, [tf.constant(0), tf.TensorArray(tf.bool, size=count)])
     return flags.stack()
 
 

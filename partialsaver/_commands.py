@@ -31,8 +31,19 @@ from partialsaver.selection import Spec, normalize_specs, select
 EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
 PRESETS = {"@optimizer": OPTIMIZER_SLOTS, "@global_step": GLOBAL_STEP}
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "EXIT_PROBLEMS", "PRESETS", "diff", "export", "import_", "listing", "plan",
-           "rename", "show"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_OK",
+    "EXIT_PROBLEMS",
+    "PRESETS",
+    "diff",
+    "export",
+    "import_",
+    "listing",
+    "plan",
+    "rename",
+    "show",
+]
 
 
 def _human(nbytes: Optional[int]) -> str:
@@ -95,37 +106,48 @@ def _warn_unmatched(diagnostics: Sequence[Any]) -> bool:
 
 def listing(args: argparse.Namespace) -> int:
     infos = list_variables(args.checkpoint)
-    selection = select([i.name for i in infos], _specs(args.include, "--include"), _specs(args.exclude, "--exclude"),
-                       noun="checkpoint key")
+    selection = select(
+        [i.name for i in infos],
+        _specs(args.include, "--include"),
+        _specs(args.exclude, "--exclude"),
+        noun="checkpoint key",
+    )
     kept = set(selection.selected)
     infos = [info for info in infos if info.name in kept]
     total = sum(info.nbytes or 0 for info in infos)
     if args.json:
-        _print_json({
-            "checkpoint": read_metadata(args.checkpoint).prefix,
-            "variables": [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype, "nbytes": i.nbytes} for i in infos],
-            "total_variables": len(infos),
-            "total_bytes": total,
-        })
+        _print_json(
+            {
+                "checkpoint": read_metadata(args.checkpoint).prefix,
+                "variables": [
+                    {"name": i.name, "shape": list(i.shape), "dtype": i.dtype, "nbytes": i.nbytes} for i in infos
+                ],
+                "total_variables": len(infos),
+                "total_bytes": total,
+            }
+        )
     else:
         width = max([len(info.name) for info in infos] + [4])
         shape_width = max([len(format_shape(info.shape)) for info in infos] + [5])
         print(f"{'name':<{width}}  {'shape':<{shape_width}}  {'dtype':<9}  size")
         for info in infos:
-            print(f"{info.name:<{width}}  {format_shape(info.shape):<{shape_width}}  {info.dtype:<9}  {_human(info.nbytes)}")
+            print(
+                f"{info.name:<{width}}  {format_shape(info.shape):<{shape_width}}  "
+                f"{info.dtype:<9}  {_human(info.nbytes)}"
+            )
         print(f"{len(infos)} variable{'s' if len(infos) != 1 else ''}, {_human(total)}")
     return EXIT_PROBLEMS if _warn_unmatched(selection.diagnostics) else EXIT_OK
 
 
 def _stats(value: np.ndarray) -> str:
-    if value.dtype == object or value.size == 0 or value.dtype.kind not in "fiub" and value.dtype.name != "bfloat16":
+    if value.dtype == object or value.size == 0 or (value.dtype.kind not in "fiub" and value.dtype.name != "bfloat16"):
         return ""
     as_float = value.astype(np.float64)
     finite = as_float[np.isfinite(as_float)]
     parts = [f"nan {int(np.isnan(as_float).sum())}", f"inf {int(np.isinf(as_float).sum())}"]
     if finite.size:
-        parts = [f"min {finite.min():.6g}", f"max {finite.max():.6g}", f"mean {finite.mean():.6g}",
-                 f"std {finite.std():.6g}"] + parts
+        spread = [f"min {finite.min():.6g}", f"max {finite.max():.6g}", f"mean {finite.mean():.6g}"]
+        parts = [*spread, f"std {finite.std():.6g}", *parts]
     return "  ".join(parts)
 
 
@@ -181,7 +203,9 @@ def _import_meta_graph(path: str) -> None:
         v1.train.import_meta_graph(path, clear_devices=True)
     except (OSError, tf.errors.OpError, ValueError, KeyError, UnicodeDecodeError, DecodeError) as error:
         first = str(error).splitlines()[0] if str(error) else ""
-        raise UsageError(f"cannot import the meta graph {path!r} ({type(error).__name__}: {first[:200]}); {hint}") from error
+        raise UsageError(
+            f"cannot import the meta graph {path!r} ({type(error).__name__}: {first[:200]}); {hint}"
+        ) from error
 
 
 def plan(args: argparse.Namespace) -> int:
@@ -193,11 +217,14 @@ def plan(args: argparse.Namespace) -> int:
     name_map = _parse_map(args.map or [], args.regex, args.regex_map or []) or None
     with tf.Graph().as_default(), quiet_tensorflow_logs():
         _import_meta_graph(args.meta)
-        saver = SmartSaver(include=_specs(args.include, "--include") or None,
-                           exclude=_specs(args.exclude, "--exclude") or None, name_map=name_map,
-                           expect_new=_specs(args.expect_new, "--expect-new") or None,
-                           require=_specs(args.require, "--require") or None,
-                           skip_mismatched=args.skip_mismatched)
+        saver = SmartSaver(
+            include=_specs(args.include, "--include") or None,
+            exclude=_specs(args.exclude, "--exclude") or None,
+            name_map=name_map,
+            expect_new=_specs(args.expect_new, "--expect-new") or None,
+            require=_specs(args.require, "--require") or None,
+            skip_mismatched=args.skip_mismatched,
+        )
         plan = saver.plan(args.checkpoint)
     if args.json:
         _print_json(dict(plan.to_dict(), fix_cli=_report.fix_options(plan)))
@@ -228,8 +255,11 @@ def rename(args: argparse.Namespace) -> int:
     plan = plan_rename(args.src, name_map, include=include, exclude=exclude)
     _warn_unmatched(plan.diagnostics)
     if not plan.changes_anything:
-        print(f"partialsaver: the map renames nothing in {plan.source} and no key is filtered out; "
-              "check the names with `partialsaver list`", file=sys.stderr)
+        print(
+            f"partialsaver: the map renames nothing in {plan.source} and no key is filtered out; "
+            "check the names with `partialsaver list`",
+            file=sys.stderr,
+        )
         return EXIT_PROBLEMS
     if args.dry_run:
         for key, targets in plan.renames.items():
@@ -238,14 +268,22 @@ def rename(args: argparse.Namespace) -> int:
         for key in plan.dropped:
             print(f"{key} -> (dropped)")
         kept = sum(1 for key, targets in plan.renames.items() if targets == (key,))
-        print(f"{len(plan.renames) - kept} renamed, {kept} unchanged, {len(plan.dropped)} dropped (dry run: nothing written)")
+        counts = f"{len(plan.renames) - kept} renamed, {kept} unchanged, {len(plan.dropped)} dropped"
+        print(f"{counts} (dry run: nothing written)")
         return EXIT_OK
     destination = destination_prefix(args.dst, plan.source)
     update, close = _progress_bar(not args.quiet)
     try:
-        renames = rename_variables(args.src, destination, name_map, include=include, exclude=exclude,
-                                   overwrite=args.overwrite, memory_budget=int(args.memory_budget * 2**20),
-                                   progress=update)
+        renames = rename_variables(
+            args.src,
+            destination,
+            name_map,
+            include=include,
+            exclude=exclude,
+            overwrite=args.overwrite,
+            memory_budget=int(args.memory_budget * 2**20),
+            progress=update,
+        )
     finally:
         close()
     renamed = sum(1 for key, target in renames.items() if target != key)
@@ -257,8 +295,14 @@ def export(args: argparse.Namespace) -> int:
     from partialsaver.convert import export_checkpoint
 
     name_map = _parse_map(args.map or [], args.regex, args.regex_map or []) or None
-    written = export_checkpoint(args.checkpoint, args.out, name_map, include=_specs(args.include, "--include") or None,
-                                exclude=_specs(args.exclude, "--exclude") or None, overwrite=args.overwrite)
+    written = export_checkpoint(
+        args.checkpoint,
+        args.out,
+        name_map,
+        include=_specs(args.include, "--include") or None,
+        exclude=_specs(args.exclude, "--exclude") or None,
+        overwrite=args.overwrite,
+    )
     print(f"wrote {args.out}: {sum(1 if isinstance(name, str) else len(name) for name in written.values())} tensors")
     return EXIT_OK
 
@@ -268,7 +312,15 @@ def import_(args: argparse.Namespace) -> int:
 
     name_map = _parse_map(args.map or [], args.regex, args.regex_map or []) or None
     destination = destination_prefix(args.dst, os.path.splitext(os.path.basename(args.file))[0])
-    written = import_checkpoint(args.file, destination, name_map, include=_specs(args.include, "--include") or None,
-                                exclude=_specs(args.exclude, "--exclude") or None, overwrite=args.overwrite)
-    print(f"wrote {destination}: {sum(1 if isinstance(name, str) else len(name) for name in written.values())} variables")
+    written = import_checkpoint(
+        args.file,
+        destination,
+        name_map,
+        include=_specs(args.include, "--include") or None,
+        exclude=_specs(args.exclude, "--exclude") or None,
+        overwrite=args.overwrite,
+    )
+    print(
+        f"wrote {destination}: {sum(1 if isinstance(name, str) else len(name) for name in written.values())} variables"
+    )
     return EXIT_OK

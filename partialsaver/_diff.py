@@ -31,7 +31,7 @@ class ValueChange(NamedTuple):
     key: str
     a: Any
     b: Any
-    index: Tuple[int, ...]
+    index: Tuple[int, ...]  # type: ignore[assignment]  # the documented field name; it shadows tuple.index
     changed: int
     max_abs_diff: Optional[float]
 
@@ -64,8 +64,14 @@ class CheckpointDiff:
             "shape_changes": [{"key": c.key, "a": list(c.a), "b": list(c.b)} for c in self.shape_changes],
             "dtype_changes": [{"key": c.key, "a": c.a, "b": c.b} for c in self.dtype_changes],
             "value_changes": [
-                {"key": c.key, "a": _scalar(c.a), "b": _scalar(c.b), "index": list(c.index), "changed": c.changed,
-                 "max_abs_diff": _scalar(c.max_abs_diff)}
+                {
+                    "key": c.key,
+                    "a": _scalar(c.a),
+                    "b": _scalar(c.b),
+                    "index": list(c.index),
+                    "changed": c.changed,
+                    "max_abs_diff": _scalar(c.max_abs_diff),
+                }
                 for c in self.value_changes
             ],
             "compared_values": self.compared_values,
@@ -79,7 +85,9 @@ class CheckpointDiff:
         for title, keys in (("only in a", self.only_in_a), ("only in b", self.only_in_b)):
             if keys:
                 lines.append(f"{title} ({len(keys)})")
-                lines += [f"  {key}" for key in keys[:50]] + ([f"  ... and {len(keys) - 50} more"] if len(keys) > 50 else [])
+                lines += [f"  {key}" for key in keys[:50]] + (
+                    [f"  ... and {len(keys) - 50} more"] if len(keys) > 50 else []
+                )
         for title, changes in (("shape changes", self.shape_changes), ("dtype changes", self.dtype_changes)):
             if changes:
                 lines.append(f"{title} ({len(changes)})")
@@ -88,8 +96,10 @@ class CheckpointDiff:
             lines.append(f"value changes ({len(self.value_changes)})")
             for c in self.value_changes[:50]:
                 diff = f", max |a-b| = {c.max_abs_diff:.6g}" if c.max_abs_diff is not None else ""
-                lines.append(f"  {c.key}: {c.changed} element(s) differ{diff}; first at {list(c.index)}: "
-                             f"a {c.a!r}  vs  b {c.b!r}")
+                lines.append(
+                    f"  {c.key}: {c.changed} element(s) differ{diff}; first at {list(c.index)}: "
+                    f"a {c.a!r}  vs  b {c.b!r}"
+                )
         return "\n".join(lines) + "\n"
 
 
@@ -114,7 +124,7 @@ def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     flat_a, flat_b = a.reshape(-1), b.reshape(-1)
     largest = float("nan")
     for start in range(0, flat_a.size, _CHUNK):
-        delta = np.abs(flat_a[start:start + _CHUNK].astype(wide) - flat_b[start:start + _CHUNK].astype(wide))
+        delta = np.abs(flat_a[start : start + _CHUNK].astype(wide) - flat_b[start : start + _CHUNK].astype(wide))
         delta = delta[~np.isnan(delta)]
         if delta.size:
             top = float(delta.max())
@@ -132,7 +142,7 @@ def _compare(key: str, a: np.ndarray, b: np.ndarray) -> Optional[ValueChange]:
         if as_int is not None:
             differ = np.ascontiguousarray(a).view(as_int) != np.ascontiguousarray(b).view(as_int)
         else:  # complex128 and other wide types: compare their bytes
-            as_bytes = lambda x: np.ascontiguousarray(x).view(np.uint8).reshape(x.shape + (width,))  # noqa: E731
+            as_bytes = lambda x: np.ascontiguousarray(x).view(np.uint8).reshape((*x.shape, width))  # noqa: E731
             differ = (as_bytes(a) != as_bytes(b)).any(axis=-1)
     changed = int(np.count_nonzero(differ))
     if not changed:
@@ -155,7 +165,8 @@ def diff_checkpoints(a: Any, b: Any, *, values: bool = True) -> CheckpointDiff:
     """Compare two checkpoints key by key (one tensor pair in memory at a time).
 
     Args:
-        a, b: checkpoint directories, prefixes or files.
+        a: a checkpoint directory, prefix or file.
+        b: the other one.
         values: also compare the values of keys whose shape and dtype agree (exact, bitwise).
 
     Returns:
@@ -175,8 +186,12 @@ def diff_checkpoints(a: Any, b: Any, *, values: bool = True) -> CheckpointDiff:
         meta_b = _stored_form(meta_b, stored_apart)
     keys_a, keys_b = set(meta_a.shapes), set(meta_b.shapes)
     common = sorted(keys_a & keys_b)
-    shape_changes = [Change(k, meta_a.shapes[k], meta_b.shapes[k]) for k in common if meta_a.shapes[k] != meta_b.shapes[k]]
-    dtype_changes = [Change(k, meta_a.dtypes[k], meta_b.dtypes[k]) for k in common if meta_a.dtypes[k] != meta_b.dtypes[k]]
+    shape_changes = [
+        Change(k, meta_a.shapes[k], meta_b.shapes[k]) for k in common if meta_a.shapes[k] != meta_b.shapes[k]
+    ]
+    dtype_changes = [
+        Change(k, meta_a.dtypes[k], meta_b.dtypes[k]) for k in common if meta_a.dtypes[k] != meta_b.dtypes[k]
+    ]
     value_changes: List[ValueChange] = []
     if values:
         changed_meta = {c.key for c in shape_changes + dtype_changes}

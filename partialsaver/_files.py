@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from typing import IO, Any, List
+from typing import IO, Any, List, cast
 
 from partialsaver.errors import UsageError
 from partialsaver.format.fs import LOCAL, FileSystem
@@ -86,9 +86,7 @@ class GfileFileSystem:
 
         self._errors = tf.errors
 
-    @property
-    def atomic_replace(self) -> bool:
-        return False  # asked per path: see has_atomic_replace
+    atomic_replace = False  # asked per path: see has_atomic_replace
 
     def has_atomic_replace(self, path: str) -> bool:
         # TensorFlow asks the file system itself (a local disk: yes; GCS, S3, ram://: no).
@@ -107,7 +105,7 @@ class GfileFileSystem:
         if "w" not in mode:
             return file
         file.write(b"")  # GFile creates the file on its first write: an empty data file must exist too
-        return _BytesWriter(file)
+        return cast(IO[bytes], _BytesWriter(file))
 
     def exists(self, path: str) -> bool:
         return bool(self._gfile.exists(path))

@@ -28,7 +28,14 @@ from partialsaver.names import GraphVariable, graph_variables
 
 _logger = logging.getLogger("partialsaver")
 _SAVE_KWARGS = frozenset(
-    {"latest_filename", "meta_graph_suffix", "write_meta_graph", "write_state", "strip_default_attrs", "save_debug_info"}
+    {
+        "latest_filename",
+        "meta_graph_suffix",
+        "write_meta_graph",
+        "write_state",
+        "strip_default_attrs",
+        "save_debug_info",
+    }
 )
 Pairs = Sequence[Tuple[str, GraphVariable]]
 
@@ -136,7 +143,7 @@ class GraphOps:
         if restore is not None:
             op_name, feed_name = restore
             try:
-                results = sess.run([op_name] + fetches, feed_dict={feed_name: prefix})
+                results = sess.run([op_name, *fetches], feed_dict={feed_name: prefix})
             except tf.errors.OpError as error:
                 raise translate_read_error(error, prefix) from error
             if fetches:
@@ -194,7 +201,8 @@ class GraphOps:
             ) from error
         except (tf.errors.PermissionDeniedError, PermissionError) as error:
             raise UsageError(
-                f"cannot write the checkpoint {save_path!r}: permission denied; pass a save_path in a writable directory"
+                f"cannot write the checkpoint {save_path!r}: permission denied; "
+                "pass a save_path in a writable directory"
             ) from error
         except ValueError as error:  # tf.compat.v1.train.Saver's own argument checks
             raise UsageError(f"cannot save {save_path!r}: {meaningful_line(error)}") from error
@@ -214,4 +222,6 @@ def restore_eager(prefix: str, pairs: Pairs, reshaped: Sequence[str] = ()) -> No
         wanted = tf.as_dtype(variable.dtype).as_numpy_dtype
         if value.dtype != object and value.dtype != wanted and value.dtype.name == np.dtype(wanted).name:
             value = value.view(wanted)  # ml_dtypes' bfloat16 vs an older TensorFlow's own: the same bits
-        variable.assign(value.reshape(graph_variable.shape) if graph_variable.name in reshaped else value)
+        if graph_variable.name in reshaped:  # planned only for a fully defined shape
+            value = value.reshape([dim or 0 for dim in graph_variable.shape or ()])
+        variable.assign(value)

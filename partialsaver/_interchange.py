@@ -37,8 +37,19 @@ NPZ_DTYPES = {
 }  # fmt: skip
 _CHUNK = 8 << 20
 
-__all__ = ["FROM_SAFETENSORS", "NPZ_DTYPES", "SAFETENSORS_DTYPES", "Source", "Tensor", "read_npz_members",
-           "read_safetensors_header", "safetensors_bytes", "tensor_value", "write_npz", "write_safetensors"]
+__all__ = [
+    "FROM_SAFETENSORS",
+    "NPZ_DTYPES",
+    "SAFETENSORS_DTYPES",
+    "Source",
+    "Tensor",
+    "read_npz_members",
+    "read_safetensors_header",
+    "safetensors_bytes",
+    "tensor_value",
+    "write_npz",
+    "write_safetensors",
+]
 
 
 class Tensor(NamedTuple):
@@ -60,20 +71,24 @@ def _stream(reader: CheckpointReader, stored: str) -> Iterator[Union[bytes, np.n
 
 
 def write_safetensors(file: Any, reader: CheckpointReader, tensors: List[Tensor]) -> None:
-    header: Dict[str, Any] = {"__metadata__": {"producer": f"partialsaver {__version__}",
-                                               "source": os.path.basename(reader.prefix)}}
+    header: Dict[str, Any] = {
+        "__metadata__": {"producer": f"partialsaver {__version__}", "source": os.path.basename(reader.prefix)}
+    }
     offset = 0
     for tensor in tensors:
         size = int(np.prod(tensor.shape, dtype=np.int64)) * (lookup(dtype_enum(tensor.dtype)).itemsize or 0)
-        header[tensor.name] = {"dtype": SAFETENSORS_DTYPES[tensor.dtype], "shape": list(tensor.shape),
-                               "data_offsets": [offset, offset + size]}
+        header[tensor.name] = {
+            "dtype": SAFETENSORS_DTYPES[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
     encoded += b" " * (-len(encoded) % 8)  # the tensors start 8-byte aligned
     file.write(struct.pack("<Q", len(encoded)) + encoded)
     for tensor in tensors:
         for chunk in _stream(reader, tensor.source):
-            file.write(memoryview(chunk) if isinstance(chunk, np.ndarray) else chunk)
+            file.write(chunk.data if isinstance(chunk, np.ndarray) else chunk)
 
 
 def _npy_header(dtype: np.dtype, shape: Tuple[int, ...]) -> bytes:
@@ -107,7 +122,7 @@ def write_npz(file: Any, reader: CheckpointReader, tensors: List[Tensor]) -> Non
                     continue
                 member.write(_npy_header(np.dtype(NPZ_DTYPES[tensor.dtype]), tensor.shape))
                 for chunk in _stream(reader, tensor.source):
-                    member.write(memoryview(chunk) if isinstance(chunk, np.ndarray) else chunk)
+                    member.write(chunk.data if isinstance(chunk, np.ndarray) else chunk)
 
 
 class Source(NamedTuple):
@@ -132,14 +147,18 @@ def read_safetensors_header(fs: FileSystem, path: str) -> Source:
             continue
         dtype = FROM_SAFETENSORS.get(info.get("dtype"))
         if dtype is None:
-            raise UsageError(f"{path!r}: tensor {name!r} has dtype {info.get('dtype')!r}, which TensorFlow checkpoints "
-                             f"do not have here; supported: {', '.join(sorted(FROM_SAFETENSORS))}")
+            raise UsageError(
+                f"{path!r}: tensor {name!r} has dtype {info.get('dtype')!r}, which TensorFlow checkpoints "
+                f"do not have here; supported: {', '.join(sorted(FROM_SAFETENSORS))}"
+            )
         begin, end = info["data_offsets"]
         shape = tuple(int(dim) for dim in info["shape"])
         expected = int(np.prod(shape, dtype=np.int64)) * (lookup(dtype_enum(dtype)).itemsize or 0)
         if end - begin != expected or 8 + length + end > size:
-            raise CorruptCheckpointError(f"{path!r}: tensor {name!r} has {end - begin} bytes for shape {shape} "
-                                         f"({dtype}), or lies past the end of the file; re-export it")
+            raise CorruptCheckpointError(
+                f"{path!r}: tensor {name!r} has {end - begin} bytes for shape {shape} "
+                f"({dtype}), or lies past the end of the file; re-export it"
+            )
         tensors[name] = Tensor(name, name, dtype, shape)
         offsets[name] = (8 + length + begin, 8 + length + end)
     return Source(tensors, offsets)
@@ -151,8 +170,10 @@ def _npz_dtype(array: np.ndarray, name: str, path: str) -> str:
     for tensorflow_name, descr in NPZ_DTYPES.items():
         if descr != "S" and np.dtype(descr) == array.dtype.newbyteorder("<"):
             return tensorflow_name
-    raise UsageError(f"{path!r}: array {name!r} has dtype {array.dtype}, which has no TensorFlow dtype here; "
-                     "convert it (or exclude it)")
+    raise UsageError(
+        f"{path!r}: array {name!r} has dtype {array.dtype}, which has no TensorFlow dtype here; "
+        "convert it (or exclude it)"
+    )
 
 
 def read_npz_members(fs: FileSystem, path: str) -> Tuple[Any, Source]:
@@ -184,5 +205,3 @@ def tensor_value(tensor: Tensor, data: bytes) -> np.ndarray:
     itemsize = lookup(dtype_enum(tensor.dtype)).itemsize or 1
     carrier = f"<u{itemsize}" if itemsize in (1, 2, 4, 8) else f"V{itemsize}"
     return np.frombuffer(data, dtype=carrier).reshape(tensor.shape)
-
-

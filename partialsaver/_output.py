@@ -8,6 +8,7 @@ the data files no index names any more are removed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import List
 
@@ -23,10 +24,8 @@ __all__ = ["OutputBundle", "remove_if_there"]
 
 
 def remove_if_there(fs: FileSystem, path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         fs.remove(path)
-    except FileNotFoundError:
-        pass
 
 
 class OutputBundle:

@@ -39,7 +39,7 @@ def _reshapable(graph_variable: GraphVariable, checkpoint_shape: Tuple[int, ...]
     shape = graph_variable.shape
     if graph_variable.partitioned or shape is None or None in shape:
         return False
-    return math.prod(shape) == math.prod(checkpoint_shape)
+    return math.prod(dim or 0 for dim in shape) == math.prod(checkpoint_shape)
 
 
 def _check_rule_targets(name_map: NameMap, variables: Mapping[str, GraphVariable], graph: Any) -> None:
@@ -86,7 +86,7 @@ def _pair_keys(keys: Sequence[str], name_map: NameMap, variables: Mapping[str, G
     for graph_name, claimants in claims.items():
         by_rule = [(key, rule) for key, rule in claimants if rule is not None]
         if len(by_rule) > 1:
-            sources = " and ".join(f"{key!r} ({rule.describe()})" for key, rule in sorted(by_rule, key=lambda c: c[0]))  # type: ignore[union-attr]
+            sources = " and ".join(f"{key!r} ({rule.describe()})" for key, rule in sorted(by_rule, key=lambda c: c[0]))
             collisions.append(f"{graph_name!r} <- {sources}")
             continue
         winners[graph_name] = by_rule[0][0] if by_rule else claimants[0][0]
@@ -116,10 +116,12 @@ def _require_diagnostics(
     return diagnostics
 
 
-def _rule_diagnostics(name_map: NameMap, pairing: _Pairing, unused: Sequence[str], keys: Sequence[str]) -> List[Diagnostic]:
+def _rule_diagnostics(
+    name_map: NameMap, pairing: _Pairing, unused: Sequence[str], keys: Sequence[str]
+) -> List[Diagnostic]:
     """Rules that matched no key (likely a typo in the source), and rules that sent every
     key they matched to names that are no variable (likely a typo in the target)."""
-    diagnostics = unmatched_rules(name_map, {rule.index for rule in pairing.rule_of.values()}, keys)
+    diagnostics = unmatched_rules(name_map, {rule.position for rule in pairing.rule_of.values()}, keys)
     dead_rules: Dict[str, int] = defaultdict(int)
     for key in unused:
         if key in pairing.rule_of:
@@ -127,7 +129,9 @@ def _rule_diagnostics(name_map: NameMap, pairing: _Pairing, unused: Sequence[str
     unused_keys = set(unused)
     live_rules = {rule.describe() for key, rule in pairing.rule_of.items() if key not in unused_keys}
     diagnostics += [
-        diagnostic.rule_targets_missing(rule, count) for rule, count in sorted(dead_rules.items()) if rule not in live_rules
+        diagnostic.rule_targets_missing(rule, count)
+        for rule, count in sorted(dead_rules.items())
+        if rule not in live_rules
     ]
     return diagnostics
 
@@ -165,7 +169,9 @@ def _sort_keys(
             (result.superseded if lost else result.unused).append(key)
         elif not chosen:
             result.not_selected.append(key)
-        result.diagnostics.extend(diagnostic.expected_new_found(target, key) for target in won if target in expected_new)
+        result.diagnostics.extend(
+            diagnostic.expected_new_found(target, key) for target in won if target in expected_new
+        )
         key_shape, key_dtype = metadata.shapes[key], metadata.dtypes[key]
         for target in chosen:
             graph_variable = variables[target]
@@ -191,6 +197,9 @@ class PlanOptions(NamedTuple):
     reshape: bool = False
 
 
+DEFAULT_OPTIONS = PlanOptions()
+
+
 def build_plan(
     metadata: CheckpointMetadata,
     variables: Mapping[str, GraphVariable],
@@ -198,7 +207,7 @@ def build_plan(
     name_map: NameMap,
     *,
     graph: Any = None,
-    options: PlanOptions = PlanOptions(),
+    options: PlanOptions = DEFAULT_OPTIONS,
 ) -> Tuple[RestorePlan, List[Tuple[str, GraphVariable]]]:
     """Pair checkpoint keys with graph variables and collect every problem at once.
 
@@ -267,8 +276,10 @@ def refuse_if_needed(plan: RestorePlan, strict: bool) -> None:
     reasons = []
     mismatches = len(plan.shape_mismatches) + len(plan.dtype_mismatches)
     if mismatches and not plan.skip_mismatched:
-        reasons.append(f"{mismatches} shape/dtype mismatch(es) {format_items(plan.mismatched, 5)} "
-                       "(pass skip_mismatched=True to initialise them instead)")
+        reasons.append(
+            f"{mismatches} shape/dtype mismatch(es) {format_items(plan.mismatched, 5)} "
+            "(pass skip_mismatched=True to initialise them instead)"
+        )
     reasons += [d.message.split(";")[0] for d in plan.diagnostics if d.kind == "require_failed"]
     if strict:
         if plan.missing:
@@ -277,7 +288,9 @@ def refuse_if_needed(plan: RestorePlan, strict: bool) -> None:
             reasons.append(f"{len(plan.unused)} unused checkpoint key(s) {format_items(plan.unused, 5)} (strict=True)")
         unmatched = [d.subject for d in plan.diagnostics if d.kind.startswith("unmatched_")]
         if unmatched:
-            reasons.append(f"{len(unmatched)} spec(s)/rule(s) matched nothing: {', '.join(unmatched[:5])} (strict=True)")
+            reasons.append(
+                f"{len(unmatched)} spec(s)/rule(s) matched nothing: {', '.join(unmatched[:5])} (strict=True)"
+            )
         if not plan.restored:
             reasons.append("no variable would be restored (strict=True)")
     if reasons:

@@ -82,7 +82,7 @@ class CheckpointReader:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.bundle = BundleReader(prefix, filesystem_for(prefix))
-        stored = [key for key in self.bundle.keys() if key not in INTERNAL_KEYS]
+        stored = [key for key in self.bundle.keys() if key not in INTERNAL_KEYS]  # noqa: SIM118 - a reader, no dict
         readable = {key: readable_key(key) for key in stored}
         if len(set(readable.values())) != len(readable):  # never seen in practice: keep stored keys
             readable = {key: key for key in stored}
@@ -148,8 +148,9 @@ def list_variables(path: "str | os.PathLike[str]") -> List[VariableInfo]:
     """
     with open_reader(path) as reader:
         return [
-            VariableInfo(key, reader.bundle.shape(reader.raw(key)), reader.bundle.dtype_name(reader.raw(key)),
-                         reader.nbytes(key))
+            VariableInfo(
+                key, reader.bundle.shape(reader.raw(key)), reader.bundle.dtype_name(reader.raw(key)), reader.nbytes(key)
+            )
             for key in reader.keys
         ]
 
@@ -170,6 +171,9 @@ def load_variable(path: "str | os.PathLike[str]", name: str) -> np.ndarray:
             if reader.has(candidate):
                 return reader.tensor(candidate)
         near = close_names(name, reader.keys)
-        hint = (f"did you mean {format_items(near, 5)}?" if near else
-                f"it holds {len(reader.keys)} variables (list_variables() or `partialsaver list` shows them)")
+        hint = (
+            f"did you mean {format_items(near, 5)}?"
+            if near
+            else f"it holds {len(reader.keys)} variables (list_variables() or `partialsaver list` shows them)"
+        )
         raise VariableNotFoundError(f"checkpoint {reader.prefix!r} has no variable {name!r}; {hint}")

@@ -20,10 +20,10 @@ import os
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
 
 from partialsaver._files import filesystem_for, is_url, join, parent_of
-from partialsaver._temporaries import remove_stale_temporaries
 from partialsaver._output import OutputBundle
 from partialsaver._reading import CheckpointReader, open_reader
 from partialsaver._resolve import FILE_SUFFIX, record_latest
+from partialsaver._temporaries import remove_stale_temporaries
 from partialsaver.errors import CorruptCheckpointError, NameMapError, PartialSaverError, UsageError, format_items
 from partialsaver.format import BundleReader, BundleWriter, Entry, encode_index, rename_entries
 from partialsaver.format.fs import FileSystem
@@ -65,7 +65,9 @@ def _stored_bytes(reader: CheckpointReader, key: str) -> int:
     return sum(slice_entry.size for _, _, slice_entry in reader.bundle.slice_entries(reader.raw(key)))
 
 
-def plan_rename(src: Any, name_map: NameMapArg = None, *, include: SpecArg = None, exclude: SpecArg = None) -> RenamePlan:
+def plan_rename(
+    src: Any, name_map: NameMapArg = None, *, include: SpecArg = None, exclude: SpecArg = None
+) -> RenamePlan:
     """The renames and drops rename_variables would do, from the source's index only.
 
     Raises:
@@ -81,7 +83,7 @@ def plan_rename(src: Any, name_map: NameMapArg = None, *, include: SpecArg = Non
         for key in selection.selected:
             targets, rule = compiled.apply(key)
             if rule is not None:
-                used_rules.add(rule.index)
+                used_rules.add(rule.position)
             renames[key] = tuple(dict.fromkeys(targets))
         collisions = describe_collisions((target, key) for key, targets in renames.items() for target in targets)
         if collisions:
@@ -221,13 +223,19 @@ def _copy_entry(writer: BundleWriter, bundle: BundleReader, stored: str, name: s
     writer.add_entry(name, entry)
 
 
-def _copy_kept(reader: CheckpointReader, plan: RenamePlan, output: OutputBundle, chunk: int,
-               progress: Optional[Callable[[int, int], None]]) -> None:
+def _copy_kept(
+    reader: CheckpointReader,
+    plan: RenamePlan,
+    output: OutputBundle,
+    chunk: int,
+    progress: Optional[Callable[[int, int], None]],
+) -> None:
     """Keys dropped: the kept entries' bytes copied into new data files, crc32c checked."""
     num_shards = output.shard_count(1)
     paths = [output.fresh(path) for path in data_paths(output.prefix, num_shards)]
-    writer = BundleWriter(output.prefix, output.fs, num_shards=num_shards, index_path=output.index_target,
-                          data_paths=paths)
+    writer = BundleWriter(
+        output.prefix, output.fs, num_shards=num_shards, index_path=output.index_target, data_paths=paths
+    )
     total, done = sum(plan.sizes.values()), 0
     try:
         for key, targets in plan.renames.items():

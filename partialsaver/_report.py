@@ -55,7 +55,9 @@ def _grouped(names: Sequence[str], max_lines: int = MAX_LINES) -> List[Tuple[str
         return [(name, 1) for name in names]
     depth = max(name.count("/") for name in names)
     while depth > 0:
-        groups = Counter("/".join(name.split("/")[:depth]) + "/*" if name.count("/") >= depth else name for name in names)
+        groups = Counter(
+            "/".join(name.split("/")[:depth]) + "/*" if name.count("/") >= depth else name for name in names
+        )
         if len(groups) <= max_lines:
             return sorted(groups.items())
         depth -= 1
@@ -74,7 +76,9 @@ def _named_section(
         return []
     entries = _grouped(sorted(names))
     shown = entries[:MAX_LINES]
-    shape_width = max((len(format_shape(meta[name][0])) for name, count in shown if count == 1 and name in meta), default=0)
+    shape_width = max(
+        (len(format_shape(meta[name][0])) for name, count in shown if count == 1 and name in meta), default=0
+    )
     rows = []
     for name, count in shown:
         if count > 1 or name.endswith("/*"):
@@ -115,29 +119,44 @@ def _sections(plan: "RestorePlan") -> List[_Section]:
     unused_model, unused_optimizer = _split_optimizer(plan.unused)
     sections: List[_Section] = []
     sections += _named_section("restored", "restored", list(restored_meta), restored_meta, suffix=renamed)
-    sections += _named_section("initialized", "missing in checkpoint: initialized if not yet", missing_model,
-                               plan.graph_meta, notes=hints)
-    sections += _named_section("initialized", "missing optimizer state: initialized if not yet", missing_optimizer,
-                               plan.graph_meta)
+    sections += _named_section(
+        "initialized", "missing in checkpoint: initialized if not yet", missing_model, plan.graph_meta, notes=hints
+    )
+    sections += _named_section(
+        "initialized", "missing optimizer state: initialized if not yet", missing_optimizer, plan.graph_meta
+    )
     handled = ": skipped (as asked), initialized if not yet" if plan.skip_mismatched else ", not restored"
     sections += _mismatch_section(f"shape mismatch{handled}", plan.shape_mismatches, format_shape)
     sections += _mismatch_section(f"dtype mismatch{handled}", plan.dtype_mismatches, str)
     sections += _mismatch_section("restored reshaped (reshape=True)", plan.reshaped, format_shape, status="restored")
-    sections += _named_section("initialized", "new (expected): initialized if not yet", plan.expected_new, plan.graph_meta)
-    moved = {key: "-> " + ", ".join(repr(t) for t in targets) + " (no such variable)"
-             for key, targets in plan.unused_targets.items()}
+    sections += _named_section(
+        "initialized", "new (expected): initialized if not yet", plan.expected_new, plan.graph_meta
+    )
+    moved = {
+        key: "-> " + ", ".join(repr(t) for t in targets) + " (no such variable)"
+        for key, targets in plan.unused_targets.items()
+    }
     sections += _named_section("unused", "unused checkpoint keys", unused_model, plan.checkpoint_meta, suffix=moved)
     sections += _named_section("unused", "unused optimizer state", unused_optimizer, plan.checkpoint_meta)
-    sections += _named_section("left-out", "checkpoint keys superseded by a key mapped onto their variable",
-                               plan.superseded, plan.checkpoint_meta)
-    sections += _named_section("left-out", "checkpoint keys left out on purpose (include / exclude)",
-                               plan.not_selected, plan.checkpoint_meta)
-    sections += _named_section("left-out", "graph variables outside the selection: initialized if not yet",
-                               plan.unselected, plan.graph_meta)
+    sections += _named_section(
+        "left-out",
+        "checkpoint keys superseded by a key mapped onto their variable",
+        plan.superseded,
+        plan.checkpoint_meta,
+    )
+    sections += _named_section(
+        "left-out", "checkpoint keys left out on purpose (include / exclude)", plan.not_selected, plan.checkpoint_meta
+    )
+    sections += _named_section(
+        "left-out", "graph variables outside the selection: initialized if not yet", plan.unselected, plan.graph_meta
+    )
     if plan.diagnostics:
         rows = [_Row(d.message) for d in plan.diagnostics[:MAX_LINES]]
-        sections.append(_Section("diagnostic", "diagnostics", len(plan.diagnostics), rows,
-                                 max(0, len(plan.diagnostics) - MAX_LINES)))
+        sections.append(
+            _Section(
+                "diagnostic", "diagnostics", len(plan.diagnostics), rows, max(0, len(plan.diagnostics) - MAX_LINES)
+            )
+        )
     return sections
 
 
@@ -174,7 +193,7 @@ def _name_map_lines(entries: Sequence[Tuple[Any, str, str]]) -> List[str]:
         return [f"name_map={{{key!r}: {value!r}}}" + (f"  # {comment}" if comment else "")]
     lines = ["name_map={"]
     lines += [f"    {key!r}: {value!r}," + (f"  # {comment}" if comment else "") for key, value, comment in entries]
-    return lines + ["}"]
+    return [*lines, "}"]
 
 
 class _Fix(NamedTuple):
@@ -288,8 +307,12 @@ def to_dict(plan: "RestorePlan") -> Dict[str, Any]:
         "ok": plan.ok,
         "summary": summary_line(plan),
         "restored": [
-            {"checkpoint_key": r.checkpoint_key, "graph_name": r.graph_name, "shape": _listed_shape(r.shape),
-             "dtype": r.dtype}
+            {
+                "checkpoint_key": r.checkpoint_key,
+                "graph_name": r.graph_name,
+                "shape": _listed_shape(r.shape),
+                "dtype": r.dtype,
+            }
             for r in plan.restored
         ],
         "missing": list(plan.missing),
@@ -307,14 +330,21 @@ def to_dict(plan: "RestorePlan") -> Dict[str, Any]:
         "diagnostics": [{"kind": d.kind, "subject": d.subject, "message": d.message} for d in plan.diagnostics],
         "suggestions": {name: list(keys) for name, keys in plan.suggestions.items()},
         # Regex entries appear as their Python repr: "re.compile('^(.*)/weights$')".
-        "proposed_name_map": {key if isinstance(key, str) else repr(key): value
-                              for key, value in plan.proposed_name_map.items()},
+        "proposed_name_map": {
+            key if isinstance(key, str) else repr(key): value for key, value in plan.proposed_name_map.items()
+        },
         "fix": fix_lines(plan),
     }
 
 
-_COLOURS = {"restored": "#e6f4ea", "initialized": "#e8f0fe", "mismatch": "#fce8e6", "unused": "#fef7e0",
-            "left-out": "#f1f3f4", "diagnostic": "#fef7e0"}
+_COLOURS = {
+    "restored": "#e6f4ea",
+    "initialized": "#e8f0fe",
+    "mismatch": "#fce8e6",
+    "unused": "#fef7e0",
+    "left-out": "#f1f3f4",
+    "diagnostic": "#fef7e0",
+}
 
 
 def render_html(plan: "RestorePlan") -> str:
@@ -323,14 +353,20 @@ def render_html(plan: "RestorePlan") -> str:
     rows = []
     for section in _sections(plan):
         colour = _COLOURS.get(section.status, "#fff")
-        rows.append(f'<tr style="background:{colour}"><th colspan="3" style="text-align:left">'
-                    f"{escape(section.title)} ({section.total})</th></tr>")
+        rows.append(
+            f'<tr style="background:{colour}"><th colspan="3" style="text-align:left">'
+            f"{escape(section.title)} ({section.total})</th></tr>"
+        )
         for row in section.rows:
             note = f"<br><small>{escape(row.note)}</small>" if row.note else ""
-            rows.append(f'<tr style="background:{colour}"><td></td><td><code>{escape(row.name)}</code>{note}</td>'
-                        f"<td><code>{escape(row.detail)}</code></td></tr>")
+            rows.append(
+                f'<tr style="background:{colour}"><td></td><td><code>{escape(row.name)}</code>{note}</td>'
+                f"<td><code>{escape(row.detail)}</code></td></tr>"
+            )
         if section.hidden:
-            rows.append(f'<tr style="background:{colour}"><td></td><td colspan="2">... and {section.hidden} more</td></tr>')
+            rows.append(
+                f'<tr style="background:{colour}"><td></td><td colspan="2">... and {section.hidden} more</td></tr>'
+            )
     fixes = "".join(f"<li><code>{escape(line)}</code></li>" for line in fix_lines(plan))
     return (
         f"<div><b>RestorePlan</b> <code>{escape(plan.checkpoint)}</code>: {escape(summary_line(plan))}"

@@ -38,8 +38,19 @@ class CheckpointState(NamedTuple):
 
 
 _FIELD = re.compile(r'^\s*(?P<name>[a-z_]+)\s*:\s*"(?P<value>(?:[^"\\]|\\.)*)"\s*$')
-_ESCAPES = {"n": b"\n", "r": b"\r", "t": b"\t", "a": b"\a", "b": b"\b", "f": b"\f", "v": b"\v",
-            "\\": b"\\", "'": b"'", '"': b'"', "?": b"?"}
+_ESCAPES = {
+    "n": b"\n",
+    "r": b"\r",
+    "t": b"\t",
+    "a": b"\a",
+    "b": b"\b",
+    "f": b"\f",
+    "v": b"\v",
+    "\\": b"\\",
+    "'": b"'",
+    '"': b'"',
+    "?": b"?",
+}
 
 
 def _unescape(text: str) -> str:
@@ -52,13 +63,13 @@ def _unescape(text: str) -> str:
             out += char.encode("utf-8")
             index += 1
             continue
-        following = text[index + 1:index + 2]
-        octal = re.match(r"[0-7]{1,3}", text[index + 1:])
+        following = text[index + 1 : index + 2]
+        octal = re.match(r"[0-7]{1,3}", text[index + 1 :])
         if octal:
             out.append(int(octal.group(0), 8) & 0xFF)
             index += 1 + len(octal.group(0))
-        elif following == "x" and re.match(r"[0-9a-fA-F]{1,2}", text[index + 2:]):
-            digits = re.match(r"[0-9a-fA-F]{1,2}", text[index + 2:]).group(0)  # type: ignore[union-attr]
+        elif following == "x" and re.match(r"[0-9a-fA-F]{1,2}", text[index + 2 :]):
+            digits = re.match(r"[0-9a-fA-F]{1,2}", text[index + 2 :]).group(0)  # type: ignore[union-attr]
             out.append(int(digits, 16))
             index += 2 + len(digits)
         elif following in _ESCAPES:
@@ -143,8 +154,12 @@ def record_latest(fs: FileSystem, destination: str) -> None:
     if state is not None and state.latest and os.path.basename(state.latest) != name:
         latest = state.latest if is_url(state.latest) or os.path.isabs(state.latest) else join(directory, state.latest)
         if fs.exists(latest + ".index"):
-            _logger.warning("%s names %s as its latest checkpoint; left unchanged: pass the prefix %s explicitly",
-                            join(directory, "checkpoint"), latest, destination)
+            _logger.warning(
+                "%s names %s as its latest checkpoint; left unchanged: pass the prefix %s explicitly",
+                join(directory, "checkpoint"),
+                latest,
+                destination,
+            )
             return
     write_state(fs, directory, [name])
 
@@ -188,7 +203,9 @@ def _from_state_file(fs: FileSystem, directory: str) -> str:
     state_path = join(directory, STATE_FILE)
     state = read_state(fs, directory)
     if state is None or not state.latest:
-        raise CorruptCheckpointError(f"the checkpoint state file {state_path!r} names no checkpoint; pass a prefix instead")
+        raise CorruptCheckpointError(
+            f"the checkpoint state file {state_path!r} names no checkpoint; pass a prefix instead"
+        )
     prefix = _absolute(directory, state.latest)
     if fs.exists(prefix + ".index"):
         return prefix
@@ -198,7 +215,11 @@ def _from_state_file(fs: FileSystem, directory: str) -> str:
         _logger.info("state file %s points to %s; using %s found next to it", state_path, prefix, moved)
         return moved
     found = _prefixes_in(fs, directory)
-    hint = f"pass one of the prefixes found there: {format_items(found)}" if found else "no checkpoint prefix is left there"
+    hint = (
+        f"pass one of the prefixes found there: {format_items(found)}"
+        if found
+        else "no checkpoint prefix is left there"
+    )
     raise CheckpointNotFoundError(
         f"the checkpoint state file {state_path!r} points to {prefix!r}, which does not exist (deleted?); {hint}"
     )

@@ -79,8 +79,10 @@ def close_names(name: str, candidates: Sequence[str], limit: int = 5) -> List[st
     """
     target, raw = _normalise(name), strip_output_suffix(name).lower()
     scored = [
-        (max(_similarity(target, _normalise(candidate)), _similarity(raw, strip_output_suffix(candidate).lower())),
-         candidate)
+        (
+            max(_similarity(target, _normalise(candidate)), _similarity(raw, strip_output_suffix(candidate).lower())),
+            candidate,
+        )
         for candidate in _candidates_for(name, candidates)
     ]
     ranked = sorted(scored, key=lambda item: (-item[0], item[1]))
@@ -134,9 +136,12 @@ def suggest(missing: Mapping[str, Meta], unused: Mapping[str, Meta]) -> Dict[str
                 continue
             # Renames (weights -> kernel) are stronger evidence than a repeat suffix
             # (dense_1 vs dense_2), and the spelling as written breaks the remaining ties.
-            score = (0.3 * score + 0.6 * _ratio(_normalise(name, False), _normalise(key, False))
-                     + 0.1 * _ratio(name, key))
-            compatible = unused[key] == missing[name] or (missing[name][0] is None and unused[key][1] == missing[name][1])
+            score = (
+                0.3 * score + 0.6 * _ratio(_normalise(name, False), _normalise(key, False)) + 0.1 * _ratio(name, key)
+            )
+            compatible = unused[key] == missing[name] or (
+                missing[name][0] is None and unused[key][1] == missing[name][1]
+            )
             # A key of another shape must look much more alike to be worth naming.
             if compatible or score >= _MIN_SIMILARITY_OTHER_SHAPE:
                 ranked.append((not compatible, -score, key))
@@ -179,13 +184,13 @@ def _propose_scopes(
             prefixes = index.get(suffix)
             if not prefixes:
                 continue
-            graph_scope = segments[:start]
-            for key_scope in prefixes[:5]:
-                key = "/".join(key_scope + suffix)
-                if key_scope != graph_scope and unused[key] == meta:
-                    votes[(_scope(key_scope), _scope(graph_scope))].append(name)
-                    if not key_scope and len(suffix) > 1:
-                        root_voters[_scope(graph_scope)].append((suffix[0], name))
+            graph_segments = segments[:start]
+            for key_segments in prefixes[:5]:
+                key = "/".join(key_segments + suffix)
+                if key_segments != graph_segments and unused[key] == meta:
+                    votes[(_scope(key_segments), _scope(graph_segments))].append(name)
+                    if not key_segments and len(suffix) > 1:
+                        root_voters[_scope(graph_segments)].append((suffix[0], name))
             break
     for graph_scope, voters in root_voters.items():
         top_scopes = {top for top, _ in voters}
@@ -198,7 +203,7 @@ def _propose_scopes(
     fixed: set = set()
     while votes:
         counts = Counter({rule: len(set(names) - fixed) for rule, names in votes.items()})
-        (rule, count), = counts.most_common(1)
+        ((rule, count),) = counts.most_common(1)
         if count < 2:
             break
         key_scope, graph_scope = rule
@@ -215,7 +220,7 @@ def _propose_renames(
     """Regex entries for a rename of the last segment plus a scope offset, shared by at
     least two suggested pairs: ``layer1/weights`` -> ``net/layer1/kernel`` and
     ``layer2/weights`` -> ``net/layer2/kernel`` give ``{^(.*)/weights$: net/\\1/kernel}``."""
-    votes: Dict[Tuple[str, str, str, str], int] = Counter()
+    votes: Counter[Tuple[str, str, str, str]] = Counter()
     for name, keys in suggestions.items():
         key = keys[0]
         if unused.get(key) != missing.get(name):
@@ -225,8 +230,10 @@ def _propose_renames(
         if key_last == name_last or _normalise(key_last) != _normalise(name_last):
             continue
         common = 0
-        while (common < min(len(key_segments), len(name_segments))
-               and key_segments[len(key_segments) - 1 - common] == name_segments[len(name_segments) - 1 - common]):
+        while (
+            common < min(len(key_segments), len(name_segments))
+            and key_segments[len(key_segments) - 1 - common] == name_segments[len(name_segments) - 1 - common]
+        ):
             common += 1
         if not common:
             continue
@@ -237,7 +244,9 @@ def _propose_renames(
     for (key_prefix, graph_prefix, key_last, name_last), count in votes.most_common():
         if count < 2:
             break
-        pattern = re.compile("^" + (re.escape(key_prefix + "/") if key_prefix else "") + "(.*)/" + re.escape(key_last) + "$")
+        pattern = re.compile(
+            "^" + (re.escape(key_prefix + "/") if key_prefix else "") + "(.*)/" + re.escape(key_last) + "$"
+        )
         proposal.setdefault(pattern, (graph_prefix + "/" if graph_prefix else "") + r"\1/" + name_last)
     return proposal
 
@@ -272,9 +281,10 @@ def propose_name_map(
 
     if not missing or not unused:
         return {}, {}
-    proposal: Dict[object, str] = dict(_propose_scopes(missing, unused, kept)[0])
-    proposal.update(_propose_renames(missing, unused, suggestions or {}))
-    proposal.update(_propose_output_suffix(missing, unused))
+    proposal: Dict[object, str] = {}
+    proposal.update(_propose_scopes(missing, unused, kept)[0])
+    for extra in (_propose_renames(missing, unused, suggestions or {}), _propose_output_suffix(missing, unused)):
+        proposal.update(extra.items())
     while proposal:
         rules = NameMap(proposal)
         fixes: Counter = Counter()

@@ -9,6 +9,7 @@ partial files ``<target>.tempstate<random>``; those are removed when ten minutes
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -71,10 +72,8 @@ def _flush_to_disk(file: Any) -> None:
 
 
 def _remove_quietly(fs: FileSystem, path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError, OSError):
         fs.remove(path)
-    except (FileNotFoundError, OSError):
-        pass
 
 
 def process_alive(pid: int) -> bool:

@@ -18,8 +18,8 @@ except ImportError as import_error:  # pragma: no cover - exercised in a subproc
 try:
     from tensorflow.python.ops.variables import PartitionedVariable
 except ImportError:  # pragma: no cover - a future TensorFlow that moved it
-    PartitionedVariable = None  # type: ignore[assignment,misc]
+    PartitionedVariable = None
 
 v1 = tf.compat.v1
 
-__all__ = ["tf", "v1", "PartitionedVariable"]
+__all__ = ["PartitionedVariable", "tf", "v1"]

@@ -17,8 +17,18 @@ __all__ = ["meaningful_line", "translate_read_error"]
 
 _ROOT_ERROR = re.compile(r"^\(\d+\) [A-Z_]+: (?P<cause>.+)$")
 _ERROR_COUNTS = re.compile(r"^\d+ (root error\(s\) found|successful operations|derived errors ignored)\.?$")
-_TRACE_LINES = ("Graph execution error", "Detected at node", "File ", "Traceback", "[[", "Node:",
-                "Original stack trace", "Errors may have originated", "The above exception", "Hint:")
+_TRACE_LINES = (
+    "Graph execution error",
+    "Detected at node",
+    "File ",
+    "Traceback",
+    "[[",
+    "Node:",
+    "Original stack trace",
+    "Errors may have originated",
+    "The above exception",
+    "Hint:",
+)
 
 
 def meaningful_line(error: BaseException) -> str:
@@ -33,7 +43,8 @@ def meaningful_line(error: BaseException) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     roots = [match.group("cause") for match in map(_ROOT_ERROR.match, lines) if match]
     useful = roots[:1] or [
-        line for line in lines
+        line
+        for line in lines
         if not line.startswith(_TRACE_LINES) and not line.endswith(":") and not _ERROR_COUNTS.match(line)
     ]
     chosen = useful[-1] if useful else (lines[0] if lines else type(error).__name__)

@@ -51,16 +51,24 @@ def _add_filters(command: argparse.ArgumentParser, verb: str) -> None:
 
 
 def _add_maps(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--map", action="append", metavar="OLD=NEW",
-                         help="checkpoint name -> new name (OLD/=NEW/: a scope); repeatable")
-    command.add_argument("--regex-map", action="append", metavar="PATTERN=TEMPLATE",
-                         help="regex entry: re.sub(PATTERN, TEMPLATE, name), e.g. '^(.*)/weights$=\\1/kernel'")
+    command.add_argument(
+        "--map", action="append", metavar="OLD=NEW", help="checkpoint name -> new name (OLD/=NEW/: a scope); repeatable"
+    )
+    command.add_argument(
+        "--regex-map",
+        action="append",
+        metavar="PATTERN=TEMPLATE",
+        help="regex entry: re.sub(PATTERN, TEMPLATE, name), e.g. '^(.*)/weights$=\\1/kernel'",
+    )
     command.add_argument("--regex", action="store_true", help="read every --map OLD as a regex (like --regex-map)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="partialsaver", description="Inspect, plan, rename, diff, export and import TensorFlow "
-                     "checkpoints. Only `plan` needs TensorFlow.")
+    parser = _Parser(
+        prog="partialsaver",
+        description="Inspect, plan, rename, diff, export and import TensorFlow "
+        "checkpoints. Only `plan` needs TensorFlow.",
+    )
     subcommands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     listing = subcommands.add_parser("list", help="variables of a checkpoint: name, shape, dtype, size")
@@ -72,8 +80,13 @@ def _build_parser() -> argparse.ArgumentParser:
     show = subcommands.add_parser("show", help="one variable: shape, dtype, stats and a preview")
     show.add_argument("checkpoint")
     show.add_argument("name")
-    show.add_argument("--preview", type=_positive_count, default=24, metavar="N",
-                      help="print the whole value when it has at most N elements, else its first N (default 24)")
+    show.add_argument(
+        "--preview",
+        type=_positive_count,
+        default=24,
+        metavar="N",
+        help="print the whole value when it has at most N elements, else its first N (default 24)",
+    )
     show.set_defaults(run=commands.show)
 
     plan = subcommands.add_parser("plan", help="what SmartSaver would restore into a saved graph (imports TensorFlow)")
@@ -81,12 +94,23 @@ def _build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--meta", required=True, help="the graph's .meta file (tf.compat.v1.train.export_meta_graph)")
     _add_filters(plan, "restore")
     _add_maps(plan)
-    plan.add_argument("--expect-new", action="append", metavar="SPEC",
-                      help="new variables: never restored, reported as new rather than missing; repeatable")
-    plan.add_argument("--require", action="append", metavar="SPEC",
-                      help="fail unless this spec restores at least one variable; repeatable")
-    plan.add_argument("--skip-mismatched", action="store_true",
-                      help="initialize variables whose shape or dtype differs instead of failing")
+    plan.add_argument(
+        "--expect-new",
+        action="append",
+        metavar="SPEC",
+        help="new variables: never restored, reported as new rather than missing; repeatable",
+    )
+    plan.add_argument(
+        "--require",
+        action="append",
+        metavar="SPEC",
+        help="fail unless this spec restores at least one variable; repeatable",
+    )
+    plan.add_argument(
+        "--skip-mismatched",
+        action="store_true",
+        help="initialize variables whose shape or dtype differs instead of failing",
+    )
     plan.add_argument("--json", action="store_true")
     plan.set_defaults(run=commands.plan)
 
@@ -97,8 +121,13 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_filters(rename, "write")
     rename.add_argument("--dry-run", action="store_true", help="print the renames, write nothing")
     rename.add_argument("--overwrite", action="store_true", help="replace dst if it exists (dst may be src)")
-    rename.add_argument("--memory-budget", type=_positive_megabytes, default=256, metavar="MB",
-                        help="tensor bytes in memory (default 256)")
+    rename.add_argument(
+        "--memory-budget",
+        type=_positive_megabytes,
+        default=256,
+        metavar="MB",
+        help="tensor bytes in memory (default 256)",
+    )
     rename.add_argument("--quiet", action="store_true", help="no progress bar")
     rename.set_defaults(run=commands.rename)
 

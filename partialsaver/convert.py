@@ -18,7 +18,6 @@ import logging
 import os
 from typing import Any, Dict, List, Tuple, Union
 
-
 from partialsaver._files import filesystem_for, has_atomic_replace, parent_of
 from partialsaver._interchange import (
     NPZ_DTYPES,
@@ -32,11 +31,11 @@ from partialsaver._interchange import (
     write_npz,
     write_safetensors,
 )
-from partialsaver._temporaries import temp_path
 from partialsaver._output import OutputBundle, remove_if_there
 from partialsaver._reading import CheckpointReader
 from partialsaver._rename import destination_prefix, plan_rename
 from partialsaver._resolve import record_latest
+from partialsaver._temporaries import temp_path
 from partialsaver.errors import (
     CheckpointNotFoundError,
     NameMapError,
@@ -113,7 +112,9 @@ def export_checkpoint(
     Raises:
         UsageError: a bad ``dst`` suffix, ``dst`` exists (pass overwrite=True), a dtype the
             format cannot hold.
-        NameMapError, CheckpointNotFoundError, CorruptCheckpointError.
+        NameMapError: a bad map, or two keys written under one name.
+        CheckpointNotFoundError: no checkpoint at ``src``.
+        CorruptCheckpointError: a damaged source tensor (its crc32c); nothing was written.
 
     Example:
         >>> export_checkpoint("bert_dir", "bert.safetensors", exclude=[OPTIMIZER_SLOTS, GLOBAL_STEP])  # doctest: +SKIP
@@ -127,8 +128,16 @@ def export_checkpoint(
         _logger.warning("%s", diagnostic.message)
     with CheckpointReader(plan.source) as reader:
         tensors = sorted(
-            (Tensor(name, reader.raw(key), reader.bundle.dtype_name(reader.raw(key)), reader.bundle.shape(reader.raw(key)))
-             for key, targets in plan.renames.items() for name in targets),
+            (
+                Tensor(
+                    name,
+                    reader.raw(key),
+                    reader.bundle.dtype_name(reader.raw(key)),
+                    reader.bundle.shape(reader.raw(key)),
+                )
+                for key, targets in plan.renames.items()
+                for name in targets
+            ),
             key=lambda tensor: tensor.name,
         )
         if suffix == ".safetensors":
@@ -146,8 +155,10 @@ def export_checkpoint(
         except BaseException as error:
             remove_if_there(fs, target)
             if isinstance(error, OSError):
-                raise PartialSaverError(f"writing {destination!r} failed ({error}); check free disk space and "
-                                        "permissions: nothing was written") from error
+                raise PartialSaverError(
+                    f"writing {destination!r} failed ({error}); check free disk space and "
+                    "permissions: nothing was written"
+                ) from error
             raise
     return {key: targets[0] if len(targets) == 1 else targets for key, targets in plan.renames.items()}
 
@@ -174,22 +185,28 @@ def import_checkpoint(
         UsageError: a bad suffix, ``dst`` exists (pass overwrite=True), a dtype TensorFlow
             has not.
         CorruptCheckpointError: ``src`` is not a readable safetensors / npz file.
-        NameMapError, CheckpointNotFoundError.
+        NameMapError: a bad map, or two tensors written under one key.
+        CheckpointNotFoundError: no file at ``src``.
     """
     source_path = _path(src, "src")
     suffix = _format_of(source_path, "src")
     source_fs = filesystem_for(source_path)
     if not source_fs.exists(source_path):
         raise CheckpointNotFoundError(f"no file at {source_path!r}; pass a .safetensors or .npz file")
-    archive, source = (None, read_safetensors_header(source_fs, source_path)) if suffix == ".safetensors" else \
-        read_npz_members(source_fs, source_path)
+    archive, source = (
+        (None, read_safetensors_header(source_fs, source_path))
+        if suffix == ".safetensors"
+        else read_npz_members(source_fs, source_path)
+    )
     try:
         renames = _plan_import(source, name_map, include, exclude)
         destination = destination_prefix(dst, os.path.splitext(os.path.basename(source_path))[0])
         fs = filesystem_for(destination)
         exists = fs.exists(destination + ".index") or bool(fs.glob(destination + ".data-*"))
         if exists and not overwrite:
-            raise UsageError(f"dst {destination!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+            raise UsageError(
+                f"dst {destination!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it"
+            )
         fs.makedirs(parent_of(destination))
         output = OutputBundle(fs, destination)
         num_shards = output.shard_count(1)
@@ -211,8 +228,10 @@ def import_checkpoint(
             writer.abort()
             output.discard()
             if isinstance(error, OSError):
-                raise PartialSaverError(f"writing {destination!r} failed ({error}); check free disk space and "
-                                        "permissions: nothing was written to dst") from error
+                raise PartialSaverError(
+                    f"writing {destination!r} failed ({error}); check free disk space and "
+                    "permissions: nothing was written to dst"
+                ) from error
             raise
         output.publish()
         record_latest(fs, destination)
@@ -222,7 +241,9 @@ def import_checkpoint(
     return {name: targets[0] if len(targets) == 1 else targets for name, targets in renames.items()}
 
 
-def _plan_import(source: Source, name_map: NameMapArg, include: SpecArg, exclude: SpecArg) -> Dict[str, Tuple[str, ...]]:
+def _plan_import(
+    source: Source, name_map: NameMapArg, include: SpecArg, exclude: SpecArg
+) -> Dict[str, Tuple[str, ...]]:
     compiled = NameMap(name_map)
     names = sorted(source.tensors)
     selection = select(names, normalize_specs(include, "include"), normalize_specs(exclude, "exclude"), noun="tensor")
@@ -231,12 +252,14 @@ def _plan_import(source: Source, name_map: NameMapArg, include: SpecArg, exclude
     for name in selection.selected:
         targets, rule = compiled.apply(name)
         if rule is not None:
-            used.add(rule.index)
+            used.add(rule.position)
         renames[name] = tuple(dict.fromkeys(targets))
     collisions = describe_collisions((target, name) for name, targets in renames.items() for target in targets)
     if collisions:
-        raise NameMapError(f"the checkpoint would hold {len(collisions)} key(s) written from several tensors: "
-                           f"{format_items(collisions)}; make the map more specific or exclude one of each pair")
+        raise NameMapError(
+            f"the checkpoint would hold {len(collisions)} key(s) written from several tensors: "
+            f"{format_items(collisions)}; make the map more specific or exclude one of each pair"
+        )
     if not renames:
         raise NameMapError("the filters leave no tensor to import; loosen include / exclude")
     for diagnostic in selection.diagnostics + tuple(unmatched_rules(compiled, used, names)):

@@ -38,33 +38,47 @@ class Diagnostic(NamedTuple):
 def unmatched_spec(argument: str, spec: str, searched: str, closest: str = "") -> Diagnostic:
     """``include`` / ``exclude`` / ``expect_new`` spec (described) that matched no ``searched``."""
     near = f" (closest: {closest})" if closest else ""
-    return Diagnostic(f"unmatched_{argument}", spec,
-                      f"{argument} {spec} matched no {searched}{near}; check it for a typo (perhaps you misspelled it?)")
+    return Diagnostic(
+        f"unmatched_{argument}",
+        spec,
+        f"{argument} {spec} matched no {searched}{near}; check it for a typo (perhaps you misspelled it?)",
+    )
 
 
 def unmatched_rule(rule: str, hint: str = "") -> Diagnostic:
     """A name-map rule (described) that matched no checkpoint key; ``hint`` says more."""
-    return Diagnostic("unmatched_rule", rule,
-                      f"name_map {rule} matched no checkpoint key{hint}; check it for a typo (perhaps you misspelled it?)")
+    return Diagnostic(
+        "unmatched_rule",
+        rule,
+        f"name_map {rule} matched no checkpoint key{hint}; check it for a typo (perhaps you misspelled it?)",
+    )
 
 
 def rule_targets_missing(rule: str, keys: int) -> Diagnostic:
     """A rule that sent every key it matched to names that are no variable: likely its target is mistyped."""
     plural = "key" if keys == 1 else "keys"
-    return Diagnostic("rule_targets_missing", rule,
-                      f"name_map {rule} sent {keys} {plural} to names that are no variable of the graph; check its target")
+    return Diagnostic(
+        "rule_targets_missing",
+        rule,
+        f"name_map {rule} sent {keys} {plural} to names that are no variable of the graph; check its target",
+    )
 
 
 def require_failed(spec: str, restored: int, covered: int, min_fraction: float) -> Diagnostic:
     """A ``require`` spec (described) that would restore too little."""
     short = f" (less than min_restored_fraction={min_fraction:g})" if restored else ""
-    return Diagnostic("require_failed", spec,
-                      f"require {spec}: {restored} of {covered} variables would be restored{short}; fix name_map / "
-                      "include so the required variables are found in the checkpoint")
+    return Diagnostic(
+        "require_failed",
+        spec,
+        f"require {spec}: {restored} of {covered} variables would be restored{short}; fix name_map / "
+        "include so the required variables are found in the checkpoint",
+    )
 
 
 def expected_new_found(variable: str, key: str) -> Diagnostic:
     """An ``expect_new`` variable the checkpoint does hold."""
-    return Diagnostic("expected_new_found", variable,
-                      f"expect_new variable {variable!r} IS in the checkpoint as {key!r}; drop it from expect_new to "
-                      "restore it")
+    return Diagnostic(
+        "expected_new_found",
+        variable,
+        f"expect_new variable {variable!r} IS in the checkpoint as {key!r}; drop it from expect_new to restore it",
+    )

@@ -22,13 +22,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from partialsaver.plan import RestorePlan
 
 __all__ = [
-    "PartialSaverError",
+    "CheckpointMismatchError",
     "CheckpointNotFoundError",
     "CorruptCheckpointError",
-    "CheckpointMismatchError",
-    "VariableNotFoundError",
     "NameMapError",
+    "PartialSaverError",
     "UsageError",
+    "VariableNotFoundError",
     "format_items",
 ]
 

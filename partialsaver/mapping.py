@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
-from partialsaver.errors import NameMapError
 from partialsaver.diagnostics import Diagnostic, unmatched_rule
+from partialsaver.errors import NameMapError
 from partialsaver.selection import strip_output_suffix
 
 NameMapArg = Union[None, Mapping[Any, Any], Callable[[str], Any]]
@@ -30,7 +30,7 @@ __all__ = ["NameMap", "Rule", "describe_collisions", "scope_hint", "unmatched_ru
 class Rule(NamedTuple):
     """One name-map entry. ``kind`` is exact, scope, regex, callable or var_list."""
 
-    index: int
+    position: int  # its order in the name map
     kind: str
     source: str
     targets: Tuple[str, ...]
@@ -197,7 +197,7 @@ class NameMap:
                 prefix = key[: end + 1] if end >= 0 else ""
                 rule = self._scopes.get(prefix)
                 if rule is not None:
-                    rest = key[len(prefix):]
+                    rest = key[len(prefix) :]
                     return tuple(target + rest for target in rule.targets), rule
                 if end < 0:
                     break
@@ -242,7 +242,7 @@ class NameMap:
             if graph_name.startswith(target) and (best is None or len(target) > len(best.targets[0])):
                 best = rule
         if best is not None:
-            return best.source + graph_name[len(best.targets[0]):]
+            return best.source + graph_name[len(best.targets[0]) :]
         return graph_name
 
     def unknown_exact_targets(self, known: Sequence[str]) -> List[Tuple[str, str]]:
@@ -259,7 +259,7 @@ class NameMap:
 
 def scope_hint(source: str, target: str, names: Sequence[str]) -> str:
     """A hint for an exact entry that was meant as a scope rule (``{"a": "b/a"}``), or ""."""
-    if any(name.startswith(target.rstrip("/") + "/") or name.startswith(source + "/") for name in names):
+    if any(name.startswith((target.rstrip("/") + "/", source + "/")) for name in names):
         return f" (to map a scope, end both sides with '/': {{{source + '/'!r}: {target + '/'!r}}})"
     return ""
 
@@ -269,7 +269,7 @@ def unmatched_rules(name_map: NameMap, used: Set[int], keys: Sequence[str]) -> L
     return [
         unmatched_rule(rule.describe(), scope_hint(rule.source, rule.targets[0], keys) if rule.kind == "exact" else "")
         for rule in name_map.rules
-        if rule.index not in used and rule.kind != "var_list"
+        if rule.position not in used and rule.kind != "var_list"
     ]
 
 
@@ -282,4 +282,3 @@ def describe_collisions(pairs: Iterable[Tuple[str, str]]) -> List[str]:
         if source not in found:
             found.append(source)
     return [f"{target!r} <- {sorted(found)!r}" for target, found in sorted(sources.items()) if len(found) > 1]
-

@@ -8,7 +8,6 @@ from partialsaver._tf import PartitionedVariable, tf, v1
 from partialsaver.errors import UsageError, format_items
 from partialsaver.plan import Shape
 
-
 __all__ = [
     "GraphVariable",
     "LazyVariables",
@@ -63,7 +62,7 @@ def shape_tuple(shape: Any) -> Shape:
 def graph_of(variable: Any) -> Optional[Any]:
     """The tf.Graph a graph-mode variable lives in, None for eager variables."""
     if PartitionedVariable is not None and isinstance(variable, PartitionedVariable):
-        variable = list(variable)[0]
+        variable = next(iter(variable))
     try:
         return variable.graph
     except (AttributeError, RuntimeError):

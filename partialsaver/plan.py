@@ -41,7 +41,7 @@ class Mismatch(NamedTuple):
     graph: Any
 
 
-def frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+def frozen(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
     return types.MappingProxyType(dict(mapping))
 
 
@@ -100,9 +100,22 @@ class RestorePlan:
 
     def __hash__(self) -> int:
         # The mapping fields are read-only views (unhashable); the tuples say it all.
-        return hash((self.checkpoint, self.restored, self.missing, self.unused, self.not_selected,
-                     self.superseded, self.shape_mismatches, self.dtype_mismatches, self.reshaped,
-                     self.initialized, self.diagnostics, self.skip_mismatched))
+        return hash(
+            (
+                self.checkpoint,
+                self.restored,
+                self.missing,
+                self.unused,
+                self.not_selected,
+                self.superseded,
+                self.shape_mismatches,
+                self.dtype_mismatches,
+                self.reshaped,
+                self.initialized,
+                self.diagnostics,
+                self.skip_mismatched,
+            )
+        )
 
     @property
     def problems(self) -> Tuple[str, ...]:
@@ -117,8 +130,10 @@ class RestorePlan:
             found.append(f"{len(self.mismatched)} mismatched")
         unmatched = [d for d in self.diagnostics if d.kind.startswith("unmatched_")]
         if unmatched:
-            found.append(f"{len(unmatched)} spec{'s' if len(unmatched) > 1 else ''}/rule"
-                         f"{'s' if len(unmatched) > 1 else ''} matched nothing")
+            found.append(
+                f"{len(unmatched)} spec{'s' if len(unmatched) > 1 else ''}/rule"
+                f"{'s' if len(unmatched) > 1 else ''} matched nothing"
+            )
         found += [f"require {d.subject} failed" for d in self.diagnostics if d.kind == "require_failed"]
         return tuple(found)
 

@@ -52,10 +52,28 @@ def _one_of(names: Iterable[str]) -> str:
 
 # TF1 slots are "<variable>/<optimizer name>", then "_1", "_2", ... in creation order.
 _TF1_OPTIMIZERS = [
-    "Adam", "Momentum", "RMSProp", "Adagrad", "AdagradDA", "ProximalAdagrad", "Adadelta", "Ftrl",
-    "GradientDescent", "ProximalGradientDescent",  # tf.compat.v1.train (the last two keep no slots)
-    "AdaMax", "AdamW", "MomentumW", "LARSOptimizer", "AddSignOptimizer", "PowerSignOptimizer",  # tf.contrib.opt
-    "Adafactor", "LAMB", "AdamWeightDecayOptimizer", "Nadam", "Adamax", "LazyAdam",  # ports and wrappers
+    "Adam",
+    "Momentum",
+    "RMSProp",
+    "Adagrad",
+    "AdagradDA",
+    "ProximalAdagrad",
+    "Adadelta",
+    "Ftrl",
+    "GradientDescent",
+    "ProximalGradientDescent",  # tf.compat.v1.train (the last two keep no slots)
+    "AdaMax",
+    "AdamW",
+    "MomentumW",
+    "LARSOptimizer",
+    "AddSignOptimizer",
+    "PowerSignOptimizer",  # tf.contrib.opt
+    "Adafactor",
+    "LAMB",
+    "AdamWeightDecayOptimizer",
+    "Nadam",
+    "Adamax",
+    "LazyAdam",  # ports and wrappers
 ]
 _TF1_SLOT = r"/" + _one_of(_TF1_OPTIMIZERS) + r"(?:_\d+)*" + _END
 _BETA_POWER = r"(?:^|/)beta[12]_power(?:_\d+)?" + _END
@@ -65,38 +83,131 @@ _SUFFIX_SLOT = r"(?:/(?:adam|lamb)_[mv]|_slot_(?:vr|vc|v|m)|_momentum_v)" + _END
 # Keras 2 keeps everything under a scope named after the optimizer class: "Adam/iter",
 # "Adam/beta_1" (legacy and new), "Adam/dense/kernel/m" (legacy), "Adam/m/dense/kernel" (new).
 _KERAS2_OPTIMIZERS = [
-    "SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "RMSprop", "Adamax", "Nadam", "Ftrl", "Lion", "Adafactor",
-    "LAMB", "SGDW", "LazyAdam", "RectifiedAdam", "Lookahead", "MovingAverage", "SWA", "Yogi", "NovoGrad",
-    "AdaBelief", "COCOB", "ConditionalGradient", "ProximalAdagrad",  # tensorflow-addons
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Adagrad",
+    "Adadelta",
+    "RMSprop",
+    "Adamax",
+    "Nadam",
+    "Ftrl",
+    "Lion",
+    "Adafactor",
+    "LAMB",
+    "SGDW",
+    "LazyAdam",
+    "RectifiedAdam",
+    "Lookahead",
+    "MovingAverage",
+    "SWA",
+    "Yogi",
+    "NovoGrad",
+    "AdaBelief",
+    "COCOB",
+    "ConditionalGradient",
+    "ProximalAdagrad",  # tensorflow-addons
     "AdamWeightDecay",  # tf-models official/nlp, HuggingFace's TF models
 ]
 _KERAS2_LEGACY_SLOTS = [
-    "m", "v", "vhat", "momentum", "rms", "mg", "accumulator", "accum_grad", "accum_var", "linear", "slow",
-    "average", "lr", "grad_norm_sum", "gradients_sum", "tilde_w", "reward", "conditional_gradient",
+    "m",
+    "v",
+    "vhat",
+    "momentum",
+    "rms",
+    "mg",
+    "accumulator",
+    "accum_grad",
+    "accum_var",
+    "linear",
+    "slow",
+    "average",
+    "lr",
+    "grad_norm_sum",
+    "gradients_sum",
+    "tilde_w",
+    "reward",
+    "conditional_gradient",
 ]
-_KERAS2_SLOTS = ["m", "v", "vhat", "momentum", "velocity", "average_gradient", "accumulator", "accumulated_grad",
-                 "accumulated_delta_var", "linear", "u", "r", "c", "average"]
-_KERAS2 = (r"(?:^|/)" + _one_of(_KERAS2_OPTIMIZERS) + r"(?:_\d+)?/(?:[^/]+|.+/" + _one_of(_KERAS2_LEGACY_SLOTS)
-           + r"|" + _one_of(_KERAS2_SLOTS) + r"/.+)" + _END)
+_KERAS2_SLOTS = [
+    "m",
+    "v",
+    "vhat",
+    "momentum",
+    "velocity",
+    "average_gradient",
+    "accumulator",
+    "accumulated_grad",
+    "accumulated_delta_var",
+    "linear",
+    "u",
+    "r",
+    "c",
+    "average",
+]
+_KERAS2 = (
+    r"(?:^|/)"
+    + _one_of(_KERAS2_OPTIMIZERS)
+    + r"(?:_\d+)?/(?:[^/]+|.+/"
+    + _one_of(_KERAS2_LEGACY_SLOTS)
+    + r"|"
+    + _one_of(_KERAS2_SLOTS)
+    + r"/.+)"
+    + _END
+)
 
 # Keras 3 paths: "<snake_case optimizer>/<variable path with _>_<slot>", ".../iteration".
-_KERAS3_OPTIMIZERS = ["sgd", "adam", "adam_w", "adagrad", "adadelta", "rm_sprop", "adamax", "nadam", "ftrl", "lion",
-                      "lamb", "muon", "loss_scale_optimizer"]
-_KERAS3_SLOTS = ["momentum", "velocity", "velocity_hat", "accumulator", "accumulated_grad", "accumulated_delta_var",
-                 "average_gradient", "norm", "linear", "average", "gradient_accumulator"]
-_KERAS3 = (r"(?:^|/)" + _one_of(_KERAS3_OPTIMIZERS)
-           + r"(?:_\d+)?/(?:iteration|learning_rate|variable|step_counter|dynamic_scale|[^/]*_"
-           + _one_of(_KERAS3_SLOTS) + r")" + _END
-           # Adafactor's row and column factors are named after the bare variable: "adafactor/kernel".
-           + r"|(?:^|/)adafactor(?:_\d+)?/[^/]+" + _END)
+_KERAS3_OPTIMIZERS = [
+    "sgd",
+    "adam",
+    "adam_w",
+    "adagrad",
+    "adadelta",
+    "rm_sprop",
+    "adamax",
+    "nadam",
+    "ftrl",
+    "lion",
+    "lamb",
+    "muon",
+    "loss_scale_optimizer",
+]
+_KERAS3_SLOTS = [
+    "momentum",
+    "velocity",
+    "velocity_hat",
+    "accumulator",
+    "accumulated_grad",
+    "accumulated_delta_var",
+    "average_gradient",
+    "norm",
+    "linear",
+    "average",
+    "gradient_accumulator",
+]
+_KERAS3 = (
+    r"(?:^|/)"
+    + _one_of(_KERAS3_OPTIMIZERS)
+    + r"(?:_\d+)?/(?:iteration|learning_rate|variable|step_counter|dynamic_scale|[^/]*_"
+    + _one_of(_KERAS3_SLOTS)
+    + r")"
+    + _END
+    # Adafactor's row and column factors are named after the bare variable: "adafactor/kernel".
+    + r"|(?:^|/)adafactor(?:_\d+)?/[^/]+"
+    + _END
+)
 
 # Object-based checkpoints: slots hang off the variable, the rest off the "optimizer" object,
 # except Keras 3's "optimizer/_trainable_variables/N", which are the model's own weights.
 _OBJECT = r"/\.OPTIMIZER_SLOT/|(?:^|/)optimizer/(?!(?:[^/]+/)*_trainable_variables/)"
 
-_BOOKKEEPING = (r"(?:^|/)(?:current_loss_scale|loss_scale|good_steps|bad_steps)" + _END
-                + r"|(?:^|/)aggregation_variables(?:_\d+)?/"
-                + r"|(?:^|/)(?:OptimizeLoss|training)/(?:learning_rate|iter)" + _END)
+_BOOKKEEPING = (
+    r"(?:^|/)(?:current_loss_scale|loss_scale|good_steps|bad_steps)"
+    + _END
+    + r"|(?:^|/)aggregation_variables(?:_\d+)?/"
+    + r"|(?:^|/)(?:OptimizeLoss|training)/(?:learning_rate|iter)"
+    + _END
+)
 
 OPTIMIZER_SLOTS: "re.Pattern[str]" = re.compile(
     "|".join(f"(?:{rule})" for rule in (_TF1_SLOT, _BETA_POWER, _SUFFIX_SLOT, _KERAS2, _KERAS3, _OBJECT, _BOOKKEEPING))

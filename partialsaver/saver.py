@@ -16,12 +16,12 @@ from partialsaver._arguments import (
     check_saver_kwargs,
     parse_var_list,
 )
-from partialsaver._tf import tf, v1
+from partialsaver._planner import PlanOptions, build_plan, refuse_if_needed
 from partialsaver._reading import read_metadata
+from partialsaver._tf import tf, v1
 from partialsaver.errors import NameMapError, UsageError, format_items
 from partialsaver.mapping import NameMap, NameMapArg, describe_collisions
 from partialsaver.names import GraphVariable, LazyVariables, collect_variables, graph_of, graph_variables, variable_name
-from partialsaver._planner import PlanOptions, build_plan, refuse_if_needed
 from partialsaver.plan import RestorePlan
 from partialsaver.selection import SpecArg, normalize_specs, select
 
@@ -48,7 +48,9 @@ class SmartSaver:
     Args:
         var_list: None (every global variable of the graph), a list of variables, or a dict
             ``{checkpoint_name: variable}`` taken as tf.compat.v1.train.Saver takes it.
-        include, exclude: scope strings, compiled regexes or callables (one or a list).
+        include: which variables to restore and save: scope strings, globs, compiled regexes,
+            callables or presets (one or a list); None keeps all.
+        exclude: which of those to leave out, with the same kinds of specs.
         name_map: checkpoint key -> graph name rules (exact, scope, regex) or a callable.
         expect_new: specs of variables that are new (never restored, never "missing").
         require: specs that must restore at least ``min_restored_fraction`` of their
@@ -147,7 +149,9 @@ class SmartSaver:
         variables, candidates = self._variables(graph)
         if not candidates:
             where = "var_list is empty" if self._var_list is not None else "the graph has no global variables"
-            raise UsageError(f"there is nothing to restore into: {where}; build the model first (or pass its variables)")
+            raise UsageError(
+                f"there is nothing to restore into: {where}; build the model first (or pass its variables)"
+            )
         selection = select(candidates, self._include, self._exclude, self._expect_new, obj_of=LazyVariables(variables))
         plan, pairs = build_plan(
             metadata,
@@ -194,7 +198,8 @@ class SmartSaver:
         Args:
             sess: the tf.compat.v1.Session of the graph (None in eager mode).
             checkpoint: a directory (its latest checkpoint), a prefix, or a checkpoint file.
-            strict, skip_mismatched: override the constructor's values for this call.
+            strict: override the constructor's ``strict`` for this call.
+            skip_mismatched: override the constructor's ``skip_mismatched`` for this call.
             init_unrestored: initialize every not-yet-initialized variable not restored.
 
         Returns:
@@ -203,7 +208,10 @@ class SmartSaver:
         Raises:
             CheckpointMismatchError: mismatches (unless skip_mismatched), failed guardrails,
                 or under strict missing/unused/unmatched items; ``.plan`` holds the plan.
-            CheckpointNotFoundError, CorruptCheckpointError, NameMapError, UsageError.
+            CheckpointNotFoundError: no checkpoint at ``checkpoint``.
+            CorruptCheckpointError: the checkpoint cannot be read; nothing was changed.
+            NameMapError: colliding rules, or rules naming variables that do not exist.
+            UsageError: a wrong argument, no session in graph mode, a foreign variable.
         """
         strict, skip_mismatched = self._flags(strict, skip_mismatched)
         check_bool("init_unrestored", init_unrestored)
@@ -321,7 +329,9 @@ class SmartSaver:
         check_save_arguments(save_path, global_step)
         graph = self._graph(sess, need_session=True)
         if not self._name_map.invertible:
-            _logger.info("save(): regex/callable name_map rules are not inverted; those variables keep their graph names")
+            _logger.info(
+                "save(): regex/callable name_map rules are not inverted; those variables keep their graph names"
+            )
         pairs = self._save_keys(graph)
         if not pairs:
             raise UsageError(

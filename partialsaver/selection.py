@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-from typing import Any, Callable, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 from partialsaver.diagnostics import Diagnostic, unmatched_spec
 from partialsaver.errors import NameMapError, format_items
@@ -32,11 +32,11 @@ __all__ = [
     "describe_spec",
     "in_scope",
     "is_glob",
-    "scopes_of",
-    "strip_output_suffix",
     "matches",
     "normalize_specs",
+    "scopes_of",
     "select",
+    "strip_output_suffix",
 ]
 
 
@@ -132,7 +132,7 @@ def matches(spec: Spec, name: str, obj: Any) -> bool:
 
 def scopes_of(names: Iterable[str]) -> List[str]:
     """Every scope the names lie in, and the names themselves: what a scope spec could be."""
-    scopes = set()
+    scopes: Set[str] = set()
     for name in names:
         segments = name.split("/")
         scopes.update("/".join(segments[:end]) for end in range(1, len(segments) + 1))
@@ -195,8 +195,8 @@ def select(
         if not specs:
             continue
         pool = kept if argument == "exclude" else all_names
-        hits = {id(spec): {name for name in pool if matches(spec, name, obj(name))} for spec in specs}
-        dropped = set().union(*hits.values())
+        matched = {id(spec): {name for name in pool if matches(spec, name, obj(name))} for spec in specs}
+        dropped = set().union(*matched.values())
         diagnostics += [
             _unmatched(
                 argument,
@@ -205,7 +205,7 @@ def select(
                 pool,
             )
             for spec in specs
-            if not hits[id(spec)] and id(spec) not in _PRESETS
+            if not matched[id(spec)] and id(spec) not in _PRESETS
         ]
         if argument == "exclude":
             kept = [name for name in kept if name not in dropped]

@@ -13,11 +13,10 @@ try:
     import google_crc32c as _google_crc32c
 except ImportError as error:  # pragma: no cover - exercised only in a broken install
     raise ImportError(
-        "partialsaver.format needs the google-crc32c package to check TensorFlow checkpoints: "
-        "pip install google-crc32c"
+        "partialsaver.format needs the google-crc32c package to check TensorFlow checkpoints: pip install google-crc32c"
     ) from error
 
-__all__ = ["value", "extend", "mask", "unmask"]
+__all__ = ["extend", "mask", "unmask", "value"]
 
 _MASK_DELTA = 0xA282EAD8
 _UINT32 = 0xFFFFFFFF

@@ -11,18 +11,18 @@ import struct
 from typing import Iterator, Tuple, Union
 
 __all__ = [
-    "WireError",
-    "VARINT",
+    "FIXED32",
     "FIXED64",
     "LENGTH_DELIMITED",
-    "FIXED32",
-    "encode_varint",
+    "VARINT",
+    "WireError",
     "decode_varint",
-    "encode_tag",
     "encode_length_delimited",
+    "encode_tag",
+    "encode_varint",
     "iter_fields",
-    "to_int64",
     "to_int32",
+    "to_int64",
 ]
 
 VARINT = 0
@@ -135,12 +135,27 @@ def iter_fields(buffer: bytes, start: int, end: int) -> Iterator[Tuple[int, int,
             raise WireError(f"unsupported wire type {wire_type} for field {field_number}")
 
 
-def to_int64(unsigned: int) -> int:
+def scalar(value: FieldValue) -> int:
+    """The integer of a varint or fixed field (as ``iter_fields`` yields it)."""
+    if not isinstance(value, int):
+        raise WireError("a length-delimited field where a number belongs")
+    return value
+
+
+def span(value: FieldValue) -> Tuple[int, int]:
+    """The (start, end) of a length-delimited field (as ``iter_fields`` yields it)."""
+    if isinstance(value, int):
+        raise WireError("a number where a length-delimited field belongs")
+    return value
+
+
+def to_int64(value: FieldValue) -> int:
     """Interpret a decoded varint as a signed 64-bit integer (two's complement)."""
+    unsigned = scalar(value)
     return unsigned - (1 << 64) if unsigned >= (1 << 63) else unsigned
 
 
-def to_int32(unsigned: int) -> int:
+def to_int32(value: FieldValue) -> int:
     """Interpret a decoded varint as an int32 field: its low 32 bits, signed (as protobuf does)."""
-    low = unsigned & 0xFFFFFFFF
+    low = scalar(value) & 0xFFFFFFFF
     return low - (1 << 32) if low >= (1 << 31) else low

@@ -8,6 +8,7 @@ it is returned; nothing unchecked leaves the reader, except the chunks of
 
 from __future__ import annotations
 
+import contextlib
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -51,10 +52,8 @@ class BundleReader:
         hidden = set()
         for table_key, entry in self._entries.items():
             for spec in entry.slices:
-                try:
+                with contextlib.suppress(SliceKeyError):  # Reading that variable reports it.
                     hidden.add(encode_slice_key(key_text(table_key), spec))
-                except SliceKeyError:
-                    pass  # Reading that variable reports it.
         self._keys = [key_text(table_key) for table_key in self._entries if table_key not in hidden]
 
     @property

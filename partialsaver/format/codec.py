@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import struct
-from typing import List, Sequence, Tuple
+from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from partialsaver.format import _crc
 from partialsaver.format._wire import WireError, decode_varint, encode_varint
 from partialsaver.format.errors import corrupt
 
-__all__ = ["numeric_bytes", "encode_strings", "decode_strings", "check_variants"]
+__all__ = ["check_variants", "decode_strings", "encode_strings", "numeric_bytes"]
 
 _UINT32_MAX = 0xFFFFFFFF
 
@@ -79,7 +79,7 @@ def encode_strings(array: np.ndarray) -> Tuple[List[bytes], int, int]:
     return [header, body], len(header) + len(body), crc
 
 
-def decode_strings(buffer: bytes, count: int, path: str, key: str) -> Tuple[List[bytes], int]:
+def decode_strings(buffer: Union[bytes, np.ndarray], count: int, path: str, key: str) -> Tuple[List[bytes], int]:
     """Decode a string tensor of ``count`` elements stored in ``buffer`` (its whole entry).
 
     Returns:
@@ -89,8 +89,8 @@ def decode_strings(buffer: bytes, count: int, path: str, key: str) -> Tuple[List
         CorruptCheckpointError: Lengths that overrun the entry, a bad lengths crc,
             or bytes left over.
     """
-    buffer = bytes(buffer)  # Not a numpy array: varint decoding needs Python ints.
-    size = len(buffer)
+    data = bytes(buffer)  # Not a numpy array: varint decoding needs Python ints.
+    size = len(data)
     if size == 0 and count == 0:
         return [], 0
     if count + 4 > size:  # At least one varint byte per element, plus the lengths crc.
@@ -99,23 +99,23 @@ def decode_strings(buffer: bytes, count: int, path: str, key: str) -> Tuple[List
     position = 0
     try:
         for _ in range(count):
-            length, position = decode_varint(buffer, position, size - 4)
+            length, position = decode_varint(data, position, size - 4)
             lengths.append(length)
     except WireError as error:
         raise corrupt(path, f"string lengths overrun the entry ({error})", key) from None
     crc = _lengths_crc(lengths)
-    stored = struct.unpack_from("<I", buffer, position)[0]
+    stored = struct.unpack_from("<I", data, position)[0]
     if _crc.unmask(stored) != crc:
         raise corrupt(path, "string lengths fail their crc32c check", key)
-    crc = _crc.extend(crc, buffer[position : position + 4])
+    crc = _crc.extend(crc, data[position : position + 4])
     position += 4
     if sum(lengths) != size - position:
         raise corrupt(path, f"string lengths add up to {sum(lengths)} bytes but {size - position} are stored", key)
     elements = []
     for length in lengths:
-        elements.append(bytes(buffer[position : position + length]))
+        elements.append(bytes(data[position : position + length]))
         position += length
-    return elements, _crc.extend(crc, buffer[size - sum(lengths) :])
+    return elements, _crc.extend(crc, data[size - sum(lengths) :])
 
 
 def check_variants(buffer: bytes, count: int, path: str, key: str) -> int:

@@ -14,7 +14,7 @@ store one.
 
 from __future__ import annotations
 
-from typing import Any, Dict, NamedTuple, Optional, Union
+from typing import Any, Dict, NamedTuple, Optional, Union, cast
 
 import numpy as np
 
@@ -22,17 +22,17 @@ from partialsaver.errors import UsageError
 from partialsaver.format.errors import UnsupportedCheckpointError
 
 __all__ = [
-    "DType",
+    "BFLOAT16",
+    "RESOURCE",
     "STRING",
     "VARIANT",
-    "RESOURCE",
-    "BFLOAT16",
-    "lookup",
-    "dtype_name",
+    "DType",
     "dtype_enum",
-    "itemsize",
-    "numpy_dtype",
+    "dtype_name",
     "enum_for_array",
+    "itemsize",
+    "lookup",
+    "numpy_dtype",
 ]
 
 STRING = 7
@@ -144,7 +144,7 @@ def dtype_enum(dtype: Union[str, int, Any]) -> int:
     if isinstance(dtype, str) and dtype in _BY_NAME:
         return _BY_NAME[dtype].enum
     try:
-        numpy = np.dtype(dtype)
+        numpy = np.dtype(cast(Any, dtype))
     except TypeError:
         raise UsageError(f"Unknown dtype {dtype!r}: pass a TensorFlow dtype name such as 'float32'.") from None
     if numpy.kind in "OSU":

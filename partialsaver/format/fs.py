@@ -16,6 +16,7 @@ use instead of ``open(path, "rb")`` + ``seek`` / ``read``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob as _glob
 import mmap as _mmap
@@ -29,7 +30,7 @@ try:  # Python 3.8+: typing.Protocol.
 except ImportError:  # pragma: no cover
     from typing_extensions import Protocol, runtime_checkable  # type: ignore
 
-__all__ = ["FileSystem", "LocalFileSystem", "LOCAL", "RandomAccessFile", "open_random_access"]
+__all__ = ["LOCAL", "FileSystem", "LocalFileSystem", "RandomAccessFile", "open_random_access"]
 
 
 @runtime_checkable
@@ -174,7 +175,7 @@ class RandomAccessFile:
         if self._stream is None:  # An empty file.
             return 0
         self._stream.seek(offset)
-        view = memoryview(out).cast("B")
+        view = out.data.cast("B")
         stream_readinto = getattr(self._stream, "readinto", None)  # GFile has only read().
         filled = 0
         while filled < out.size:
@@ -209,10 +210,8 @@ class RandomAccessFile:
         """Release the map or stream (idempotent)."""
         self._array = None
         if self._mapped is not None:
-            try:
+            with contextlib.suppress(BufferError):  # A caller holds a view: it closes when collected.
                 self._mapped.close()
-            except BufferError:
-                pass  # A caller still holds a view: the map closes when it is collected.
             self._mapped = None
         if self._stream is not None:
             self._stream.close()

@@ -7,7 +7,7 @@ and only the keys change, slice keys of partitioned variables included.
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Mapping, Tuple, Union
+from typing import Any, Dict, Iterable, Mapping, Tuple, Union
 
 from partialsaver.errors import CorruptCheckpointError, NameMapError, UsageError, VariableNotFoundError
 from partialsaver.format.errors import corrupt, not_found, unsupported
@@ -17,7 +17,7 @@ from partialsaver.format.ordered_code import SliceKeyError, encode_slice_key
 from partialsaver.format.proto import Entry, Header, decode_entry, decode_header
 from partialsaver.format.table import build_table, read_table
 
-__all__ = ["Key", "key_bytes", "key_text", "read_index", "write_index", "encode_index", "rename_entries"]
+__all__ = ["Key", "encode_index", "key_bytes", "key_text", "read_index", "rename_entries", "write_index"]
 
 Key = Union[str, bytes]
 _FORMAT_CONSUMER = 1  # The bundle format version read here (TensorFlow's too).
@@ -71,7 +71,7 @@ def read_index(prefix: str, fs: FileSystem = LOCAL) -> Tuple[Header, Dict[bytes,
     return header, entries
 
 
-def encode_index(header: Header, entries: Union[Mapping[Key, Entry], Iterable[Tuple[Key, Entry]]]) -> bytes:
+def encode_index(header: Header, entries: Union[Mapping[Any, Entry], Iterable[Tuple[Key, Entry]]]) -> bytes:
     """Return the bytes of an index holding ``header`` and ``entries`` (any order; sorted here).
 
     Raises:
@@ -86,7 +86,7 @@ def encode_index(header: Header, entries: Union[Mapping[Key, Entry], Iterable[Tu
         if table_key in table:
             raise UsageError(f"Duplicate checkpoint key {key!r}.")
         table[table_key] = entry.raw
-    return build_table([(b"", header.raw)] + sorted(table.items()))
+    return build_table([(b"", header.raw), *sorted(table.items())])
 
 
 def write_index(

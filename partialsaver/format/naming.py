@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import List
 
-__all__ = ["index_path", "data_path", "data_paths"]
+__all__ = ["data_path", "data_paths", "index_path"]
 
 
 def index_path(prefix: str) -> str:

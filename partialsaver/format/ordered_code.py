@@ -21,7 +21,7 @@ from typing import Sequence, Tuple
 
 from partialsaver.format.proto import Extent, SliceSpec
 
-__all__ = ["encode_slice_key", "decode_slice_key", "SliceKeyError"]
+__all__ = ["SliceKeyError", "decode_slice_key", "encode_slice_key"]
 
 _MAX_SIGNED_LENGTH = 10
 _INT64_MIN = -(1 << 63)

@@ -25,15 +25,15 @@ from partialsaver.format._wire import FIXED32, LENGTH_DELIMITED, VARINT, WireErr
 from partialsaver.format.errors import corrupt
 
 __all__ = [
-    "LITTLE_ENDIAN",
     "BIG_ENDIAN",
+    "LITTLE_ENDIAN",
     "MAX_RANK",
-    "Extent",
-    "SliceSpec",
-    "Header",
     "Entry",
-    "decode_header",
+    "Extent",
+    "Header",
+    "SliceSpec",
     "decode_entry",
+    "decode_header",
 ]
 
 LITTLE_ENDIAN = 0
@@ -183,7 +183,7 @@ def _decode_version(raw: bytes, start: int, end: int, values: dict) -> None:
         elif number == 3 and wire_type == VARINT:
             values["bad_consumers"].append(_wire.to_int32(value))
         elif number == 3 and wire_type == LENGTH_DELIMITED:
-            position, packed_end = value
+            position, packed_end = _wire.span(value)
             while position < packed_end:
                 consumer, position = _wire.decode_varint(raw, position, packed_end)
                 values["bad_consumers"].append(_wire.to_int32(consumer))
@@ -203,7 +203,7 @@ def decode_header(raw: bytes, path: str) -> Header:
             elif number == 2 and wire_type == VARINT:
                 values["endianness"] = _wire.to_int32(value)
             elif number == 3 and wire_type == LENGTH_DELIMITED:
-                _decode_version(raw, value[0], value[1], values)
+                _decode_version(raw, *_wire.span(value), values)
     except WireError as error:
         raise corrupt(path, f"unparseable header entry ({error})") from None
     values["bad_consumers"] = tuple(values["bad_consumers"])
@@ -216,7 +216,7 @@ def _decode_shape(raw: bytes, start: int, end: int, dims: List[int]) -> bool:
     for number, wire_type, value in _wire.iter_fields(raw, start, end):
         if number == 2 and wire_type == LENGTH_DELIMITED:
             size = 0
-            for dim_number, dim_wire_type, dim_value in _wire.iter_fields(raw, value[0], value[1]):
+            for dim_number, dim_wire_type, dim_value in _wire.iter_fields(raw, *_wire.span(value)):
                 if dim_number == 1 and dim_wire_type == VARINT:
                     size = _wire.to_int64(dim_value)
             dims.append(size)
@@ -230,7 +230,7 @@ def _decode_slice(raw: bytes, start: int, end: int) -> SliceSpec:
     for number, wire_type, value in _wire.iter_fields(raw, start, end):
         if number == 1 and wire_type == LENGTH_DELIMITED:
             extent_start, length = 0, None
-            for extent_number, extent_wire_type, extent_value in _wire.iter_fields(raw, value[0], value[1]):
+            for extent_number, extent_wire_type, extent_value in _wire.iter_fields(raw, *_wire.span(value)):
                 if extent_number == 1 and extent_wire_type == VARINT:
                     extent_start = _wire.to_int64(extent_value)
                 elif extent_number == 2 and extent_wire_type == VARINT:
@@ -259,12 +259,12 @@ def decode_entry(raw: bytes, path: str, key: Optional[str] = None) -> Entry:
             elif wire_type == VARINT and number in (4, 5):
                 values["offset" if number == 4 else "size"] = _wire.to_int64(value)
             elif wire_type == FIXED32 and number == 6:
-                values["crc32c"] = value
+                values["crc32c"] = _wire.scalar(value)
             elif wire_type == LENGTH_DELIMITED and number == 2:
                 # A repeated singular message merges, so a second shape extends the dims.
-                unknown_rank |= _decode_shape(raw, value[0], value[1], dims)
+                unknown_rank |= _decode_shape(raw, *_wire.span(value), dims)
             elif wire_type == LENGTH_DELIMITED and number == 7:
-                slices.append(_decode_slice(raw, value[0], value[1]))
+                slices.append(_decode_slice(raw, *_wire.span(value)))
     except WireError as error:
         raise corrupt(path, f"unparseable index entry ({error})", key) from None
     if unknown_rank or len(dims) > MAX_RANK or any(dim < 0 for dim in dims):

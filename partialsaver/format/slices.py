@@ -7,7 +7,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 from partialsaver.errors import UsageError
 from partialsaver.format.proto import Extent, SliceSpec
 
-__all__ = ["Box", "to_spec", "slice_box", "is_full_slice", "tiles"]
+__all__ = ["Box", "is_full_slice", "slice_box", "tiles", "to_spec"]
 
 # (start, stop) per dimension.
 Box = Tuple[Tuple[int, int], ...]

@@ -25,7 +25,7 @@ from partialsaver.format import _crc
 from partialsaver.format._wire import WireError, decode_varint, encode_varint
 from partialsaver.format.errors import corrupt, unsupported
 
-__all__ = ["BLOCK_SIZE", "RESTART_INTERVAL", "FOOTER_SIZE", "MAGIC", "read_table", "build_table"]
+__all__ = ["BLOCK_SIZE", "FOOTER_SIZE", "MAGIC", "RESTART_INTERVAL", "build_table", "read_table"]
 
 BLOCK_SIZE = 256 * 1024  # TensorFlow's table::Options default (LevelDB's is 4 KiB).
 RESTART_INTERVAL = 16
@@ -133,8 +133,10 @@ def read_table(data: bytes, path: str) -> List[Item]:
             continue
         # Lookups binary-search the index keys: each must bound its block's keys.
         first_key, last_key = block_items[0][0], block_items[-1][0]
-        if (items and first_key <= items[-1][0]) or last_key > index_key or (
-            previous_index_key is not None and first_key <= previous_index_key
+        if (
+            (items and first_key <= items[-1][0])
+            or last_key > index_key
+            or (previous_index_key is not None and first_key <= previous_index_key)
         ):
             raise corrupt(path, f"index key {index_key!r} does not bound the data block at offset {block_offset}")
         previous_index_key = index_key

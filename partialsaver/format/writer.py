@@ -9,8 +9,9 @@ atomic save.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
-from typing import IO, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -174,7 +175,7 @@ class BundleWriter:
             raise UsageError(f"{key!r} is a partitioned variable: copy it with copy_from().")
         table_key = self._new_key(key)
         name = key_text(table_key)
-        chunks = [data] if isinstance(data, (bytes, bytearray, memoryview, np.ndarray)) else data
+        chunks: Iterable[Any] = [data] if isinstance(data, (bytes, bytearray, memoryview, np.ndarray)) else data
         if entry.dtype in (STRING, VARIANT) and check:
             # Their crc is not that of the bytes: decode the (small) entry whole.
             whole = b"".join(bytes(chunk) for chunk in chunks)
@@ -247,16 +248,12 @@ class BundleWriter:
         if self._state == "finished":
             return  # The files are a complete checkpoint now: the caller's, not ours to delete.
         for file in self._files.values():
-            try:
+            with contextlib.suppress(OSError):
                 file.close()
-            except OSError:
-                pass
         self._files = {}
         for path in self._written:
-            try:
+            with contextlib.suppress(OSError):
                 self.fs.remove(path)
-            except OSError:
-                pass
         self._written = []
         self._state = "aborted"
 
@@ -306,7 +303,7 @@ class BundleWriter:
             file = self._files[shard_id] = self.fs.open(path, "wb")
         return file
 
-    def _append(self, shard_id: int, chunks: Iterable[Union[bytes, np.ndarray]]) -> Tuple[int, int, int]:
+    def _append(self, shard_id: int, chunks: Iterable[Any]) -> Tuple[int, int, int]:
         """Write chunks at the end of a data file; return (offset, size, crc32c of the bytes written)."""
         file = self._file(shard_id)
         offset = self._sizes[shard_id]
@@ -319,7 +316,7 @@ class BundleWriter:
                     chunk = bytes(chunk)
                 # The crc is taken from the very object written, so they agree.
                 crc = _crc.extend(crc, chunk)
-                file.write(memoryview(chunk))
+                file.write(chunk.data if isinstance(chunk, np.ndarray) else chunk)
                 self._sizes[shard_id] += len(chunk)
         except BaseException:
             self._state = "failed"  # The data file holds part of a tensor now.

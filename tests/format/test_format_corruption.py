@@ -223,6 +223,7 @@ def test_seeded_corruption_fuzz_raises_only_partialsaver_errors(tmp_path) -> Non
                 signal.setitimer(signal.ITIMER_REAL, 0)
     finally:
         signal.signal(signal.SIGALRM, previous)
+    print(f"\nformat fuzz: {dict(outcomes)}")  # shown with -s; docs/reliability.md quotes it
     assert not failures, "\n".join(failures[:20])
     assert outcomes["refused"] > 300 and outcomes["read fine"] > 0, outcomes
 

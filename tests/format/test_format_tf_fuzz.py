@@ -106,6 +106,7 @@ def test_no_bit_flip_that_tensorflow_refuses_is_accepted_here(tmp_path) -> None:
                     disagreements.append(f"{where}: both accept but read different values")
     finally:
         worker.stop()
+    print(f"\nformat vs TensorFlow: {dict(counts)}, only this reader refuses {len(only_we_refuse)}")  # with -s
     assert not disagreements, "\n".join(disagreements[:20])
     assert counts["both refuse"] > MUTANTS // 2 and counts["both accept"] > 0, counts
     # We are stricter in one place only: the (always empty) metaindex block and its footer handle,
