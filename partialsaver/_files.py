@@ -9,17 +9,27 @@ seam of ``partialsaver.format.fs``.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 from typing import IO, Any, List, cast
 
-from partialsaver.errors import UsageError
+from partialsaver.errors import CorruptCheckpointError, UsageError
 from partialsaver.format.fs import LOCAL, FileSystem
 
 # Protocols only TensorFlow knows (fsspec has its own "memory://", not TensorFlow's "ram://").
 _TENSORFLOW_ONLY = frozenset({"ram"})
 
-__all__ = ["FsspecFileSystem", "GfileFileSystem", "filesystem_for", "has_atomic_replace", "is_url", "join", "parent_of"]
+__all__ = [
+    "FsspecFileSystem",
+    "GfileFileSystem",
+    "copy_bytes",
+    "filesystem_for",
+    "has_atomic_replace",
+    "is_url",
+    "join",
+    "parent_of",
+]
 
 
 def is_url(path: str) -> bool:
@@ -243,3 +253,61 @@ def has_atomic_replace(fs: FileSystem, path: str) -> bool:
     """Whether replacing ``path`` is atomic there (a reader sees the old or the new file)."""
     asked = getattr(fs, "has_atomic_replace", None)
     return bool(asked(path)) if asked is not None else bool(getattr(fs, "atomic_replace", False))
+
+
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EPERM}
+
+
+def _is_real_file(target: Any) -> bool:
+    """Whether ``target`` has a file descriptor (a zip member, a GFile do not)."""
+    try:
+        target.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
+
+
+def _kernel_copy(path: str, start: int, end: int, target: Any) -> int:
+    """Copy bytes [start, end) of ``path`` to the end of ``target`` in the kernel; return
+    where it stopped (``start`` when the kernel cannot: another file system, an old kernel)."""
+    target.flush()
+    source_fd = os.open(path, os.O_RDONLY)
+    position = start
+    try:
+        while position < end:
+            copied = os.copy_file_range(source_fd, target.fileno(), end - position, position)
+            if copied <= 0:
+                break  # the file ends early: the chunked copy below says so
+            position += copied
+    except OSError as error:
+        if error.errno not in _NO_KERNEL_COPY:
+            raise
+    finally:
+        os.close(source_fd)
+        target.seek(0, os.SEEK_END)
+    return position
+
+
+def copy_bytes(
+    source_fs: FileSystem, path: str, start: int, end: int, target: Any, target_fs: FileSystem, chunk: int
+) -> None:
+    """Append bytes [start, end) of ``path`` to the open file ``target``: in the kernel
+    (``copy_file_range``, nothing through this process) between two local files where it can,
+    else in chunks of ``chunk`` bytes.
+
+    Raises:
+        CorruptCheckpointError: ``path`` ends before ``end``.
+    """
+    position = start
+    if source_fs is LOCAL and target_fs is LOCAL and hasattr(os, "copy_file_range") and _is_real_file(target):
+        position = _kernel_copy(path, start, end, target)
+    if position == end:
+        return
+    with source_fs.open(path, "rb") as stream:
+        stream.seek(position)
+        while position < end:
+            data = stream.read(min(chunk, end - position))
+            if not data:
+                raise CorruptCheckpointError(f"Corrupt file {path}: it ends before byte {end}. Re-copy it.")
+            target.write(data)
+            position += len(data)

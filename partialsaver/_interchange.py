@@ -12,15 +12,20 @@ import json
 import os
 import struct
 import zipfile
-from typing import Any, Dict, Iterator, List, NamedTuple, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Tuple
 
 import numpy as np
 
 from partialsaver import __version__
+from partialsaver._files import copy_bytes
+from partialsaver._output import OutputBundle
 from partialsaver._reading import CheckpointReader
 from partialsaver.errors import CorruptCheckpointError, UsageError
+from partialsaver.format import Entry, Header, _crc, encode_index
 from partialsaver.format.dtypes import dtype_enum, lookup
-from partialsaver.format.fs import FileSystem
+from partialsaver.format.fs import FileSystem, RandomAccessFile, open_random_access
+from partialsaver.format.index import key_bytes
+from partialsaver.format.naming import data_paths
 
 # TensorFlow dtype name -> safetensors dtype code (the codes the format defines).
 SAFETENSORS_DTYPES = {
@@ -43,10 +48,9 @@ __all__ = [
     "SAFETENSORS_DTYPES",
     "Source",
     "Tensor",
+    "import_safetensors",
     "read_npz_members",
     "read_safetensors_header",
-    "safetensors_bytes",
-    "tensor_value",
     "write_npz",
     "write_safetensors",
 ]
@@ -59,18 +63,24 @@ class Tensor(NamedTuple):
     shape: Tuple[int, ...]
 
 
-def _stream(reader: CheckpointReader, stored: str) -> Iterator[Union[bytes, np.ndarray]]:
-    """A tensor's bytes as safetensors and .npy store them (C order, little-endian), its crc32c
-    checked: unpartitioned ones straight from the data file in chunks, partitioned ones assembled."""
+def _write_tensor(file: Any, reader: CheckpointReader, stored: str, target_fs: FileSystem) -> None:
+    """Append a tensor's bytes as safetensors and .npy store them (C order, little-endian), its
+    crc32c checked first: unpartitioned ones copied from the data file (in the kernel between
+    local files), partitioned ones assembled from their slices."""
     bundle = reader.bundle
-    if not bundle.entry(stored).slices:
-        yield from bundle.iter_raw(stored, chunk_size=_CHUNK)
+    entry = bundle.entry(stored)
+    if entry.slices:
+        value = bundle.read(stored)
+        if value.size:
+            file.write(np.ascontiguousarray(value).reshape(-1).view(np.uint8).data)
         return
-    value = bundle.read(stored)
-    yield np.ascontiguousarray(value).reshape(-1).view(np.uint8) if value.size else b""
+    bundle.verify(stored)
+    copy_bytes(
+        bundle.fs, bundle.data_path(entry.shard_id), entry.offset, entry.offset + entry.size, file, target_fs, _CHUNK
+    )
 
 
-def write_safetensors(file: Any, reader: CheckpointReader, tensors: List[Tensor]) -> None:
+def write_safetensors(file: Any, reader: CheckpointReader, tensors: List[Tensor], target_fs: FileSystem) -> None:
     header: Dict[str, Any] = {
         "__metadata__": {"producer": f"partialsaver {__version__}", "source": os.path.basename(reader.prefix)}
     }
@@ -87,8 +97,7 @@ def write_safetensors(file: Any, reader: CheckpointReader, tensors: List[Tensor]
     encoded += b" " * (-len(encoded) % 8)  # the tensors start 8-byte aligned
     file.write(struct.pack("<Q", len(encoded)) + encoded)
     for tensor in tensors:
-        for chunk in _stream(reader, tensor.source):
-            file.write(chunk.data if isinstance(chunk, np.ndarray) else chunk)
+        _write_tensor(file, reader, tensor.source, target_fs)
 
 
 def _npy_header(dtype: np.dtype, shape: Tuple[int, ...]) -> bytes:
@@ -111,7 +120,7 @@ def _string_array(reader: CheckpointReader, tensor: Tensor) -> np.ndarray:
     return value.astype(np.bytes_) if value.size else np.zeros(value.shape, "S1")
 
 
-def write_npz(file: Any, reader: CheckpointReader, tensors: List[Tensor]) -> None:
+def write_npz(file: Any, reader: CheckpointReader, tensors: List[Tensor], target_fs: FileSystem) -> None:
     with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for tensor in tensors:
             with archive.open(tensor.name + ".npy", "w", force_zip64=True) as member:
@@ -121,8 +130,7 @@ def write_npz(file: Any, reader: CheckpointReader, tensors: List[Tensor]) -> Non
                     member.write(array.tobytes())
                     continue
                 member.write(_npy_header(np.dtype(NPZ_DTYPES[tensor.dtype]), tensor.shape))
-                for chunk in _stream(reader, tensor.source):
-                    member.write(chunk.data if isinstance(chunk, np.ndarray) else chunk)
+                _write_tensor(member, reader, tensor.source, target_fs)  # a zip member: no kernel copy
 
 
 class Source(NamedTuple):
@@ -191,17 +199,48 @@ def read_npz_members(fs: FileSystem, path: str) -> Tuple[Any, Source]:
     return archive, Source(tensors, {})
 
 
-def safetensors_bytes(fs: FileSystem, path: str, span: Tuple[int, int]) -> bytes:
-    with fs.open(path, "rb") as file:
-        file.seek(span[0])
-        data = file.read(span[1] - span[0])
-    if len(data) != span[1] - span[0]:
-        raise CorruptCheckpointError(f"{path!r} is truncated; re-export it")
-    return data
+def _crc_of_range(file: RandomAccessFile, start: int, end: int) -> int:
+    crc = 0
+    for position in range(start, end, _CHUNK):
+        chunk = file.read(position, min(_CHUNK, end - position))
+        crc = _crc.extend(crc, chunk)
+        file.release(position, chunk.size)
+    return crc
 
 
-def tensor_value(tensor: Tensor, data: bytes) -> np.ndarray:
-    """The bits of a tensor as an array the checkpoint writer stores as ``tensor.dtype``."""
-    itemsize = lookup(dtype_enum(tensor.dtype)).itemsize or 1
-    carrier = f"<u{itemsize}" if itemsize in (1, 2, 4, 8) else f"V{itemsize}"
-    return np.frombuffer(data, dtype=carrier).reshape(tensor.shape)
+def import_safetensors(
+    source_fs: FileSystem, path: str, source: Source, renames: Dict[str, Tuple[str, ...]], output: OutputBundle
+) -> None:
+    """The tensors of a safetensors file into a new data file, and the index, of ``output``:
+    each tensor's crc32c computed from the file, its bytes copied (in the kernel between local
+    files); a tensor written under several names is stored once."""
+    num_shards = output.shard_count(1)
+    paths = [output.fresh(data) for data in data_paths(output.prefix, num_shards)]
+    entries: Dict[bytes, Entry] = {}
+    file = open_random_access(source_fs, path)
+    try:
+        with output.fs.open(paths[0], "wb") as target:
+            offset = 0
+            for name, targets in renames.items():
+                tensor = source.tensors[name]
+                start, end = source.offsets[name]
+                if end > file.size:
+                    raise CorruptCheckpointError(f"{path!r} is truncated; re-export it")
+                crc = _crc_of_range(file, start, end)
+                copy_bytes(source_fs, path, start, end, target, output.fs, _CHUNK)
+                entry = Entry(
+                    dtype=dtype_enum(tensor.dtype),
+                    shape=tensor.shape,
+                    offset=offset,
+                    size=end - start,
+                    crc32c=_crc.mask(crc),
+                )
+                entries.update((key_bytes(new_name), entry) for new_name in targets)
+                offset += end - start
+    finally:
+        file.close()
+    for extra in paths[1:]:
+        with output.fs.open(extra, "wb"):
+            pass
+    with output.fs.open(output.index_target, "wb") as index:
+        index.write(encode_index(Header(num_shards=num_shards), entries))

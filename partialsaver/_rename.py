@@ -19,19 +19,18 @@ import logging
 import os
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
 
-from partialsaver._files import filesystem_for, is_url, join, parent_of
+from partialsaver._files import copy_bytes, filesystem_for, is_url, join, parent_of
 from partialsaver._output import OutputBundle
 from partialsaver._reading import CheckpointReader, open_reader
 from partialsaver._resolve import FILE_SUFFIX, record_latest
 from partialsaver._temporaries import remove_stale_temporaries
-from partialsaver.errors import CorruptCheckpointError, NameMapError, PartialSaverError, UsageError, format_items
-from partialsaver.format import BundleReader, BundleWriter, Entry, encode_index, rename_entries
+from partialsaver.errors import CorruptCheckpointError, NameMapError, PartialSaverError, UsageError
+from partialsaver.format import BundleReader, Entry, Header, encode_index, rename_entries
 from partialsaver.format.fs import FileSystem
 from partialsaver.format.index import key_bytes
 from partialsaver.format.naming import data_path, data_paths
-from partialsaver.format.ordered_code import encode_slice_key
-from partialsaver.mapping import NameMap, NameMapArg, describe_collisions, unmatched_rules
-from partialsaver.selection import Diagnostic, SpecArg, normalize_specs, select
+from partialsaver.mapping import NameMapArg, map_names
+from partialsaver.selection import Diagnostic, SpecArg
 
 _logger = logging.getLogger("partialsaver")
 
@@ -74,27 +73,12 @@ def plan_rename(
         NameMapError: a bad map, or two keys that would be written under one name.
         CheckpointNotFoundError, CorruptCheckpointError: ``src`` cannot be read.
     """
-    compiled = NameMap(name_map)
-    include_specs, exclude_specs = normalize_specs(include, "include"), normalize_specs(exclude, "exclude")
     with open_reader(src) as reader:
-        selection = select(reader.keys, include_specs, exclude_specs, noun="checkpoint key")
-        renames: Dict[str, Tuple[str, ...]] = {}
-        used_rules = set()
-        for key in selection.selected:
-            targets, rule = compiled.apply(key)
-            if rule is not None:
-                used_rules.add(rule.position)
-            renames[key] = tuple(dict.fromkeys(targets))
-        collisions = describe_collisions((target, key) for key, targets in renames.items() for target in targets)
-        if collisions:
-            raise NameMapError(
-                f"the renamed checkpoint would hold {len(collisions)} name(s) written from several keys: "
-                f"{format_items(collisions)}; make the map more specific or exclude one of each pair"
-            )
-        diagnostics = selection.diagnostics + tuple(unmatched_rules(compiled, used_rules, reader.keys))
-        sizes = {key: _stored_bytes(reader, key) for key in renames}
-        dropped = tuple(key for key in reader.keys if key not in renames)
-        return RenamePlan(reader.prefix, renames, dropped, diagnostics, sizes, dict(reader.raw_keys))
+        mapped = map_names(reader.keys, name_map, include, exclude, "checkpoint key")
+        sizes = {key: _stored_bytes(reader, key) for key in mapped.renames}
+        return RenamePlan(
+            reader.prefix, mapped.renames, mapped.dropped, mapped.diagnostics, sizes, dict(reader.raw_keys)
+        )
 
 
 def destination_prefix(dst: Any, source: str) -> str:
@@ -211,16 +195,10 @@ def _rename_in_o_index(reader: CheckpointReader, plan: RenamePlan, output: Outpu
         file.write(encode_index(header, entries))
 
 
-def _copy_entry(writer: BundleWriter, bundle: BundleReader, stored: str, name: str, chunk: int) -> None:
-    """One variable's stored bytes (all slices of a partitioned one) under ``name``, read in
-    chunks of ``chunk`` bytes and checked against their crc32c."""
-    entry = bundle.entry(stored)
-    if not entry.slices:
-        writer.add_raw(name, entry, bundle.iter_raw(stored, chunk_size=chunk))
-        return
-    for slice_key, spec, slice_entry in bundle.slice_entries(stored):
-        writer.add_raw(encode_slice_key(name, spec), slice_entry, bundle.iter_raw(slice_key, chunk_size=chunk))
-    writer.add_entry(name, entry)
+def _copy_range(source: BundleReader, entry: Entry, target: Any, target_fs: FileSystem, chunk: int) -> None:
+    """Append ``entry``'s stored bytes to the open file ``target``."""
+    path = source.data_path(entry.shard_id)
+    copy_bytes(source.fs, path, entry.offset, entry.offset + entry.size, target, target_fs, chunk)
 
 
 def _copy_kept(
@@ -230,24 +208,41 @@ def _copy_kept(
     chunk: int,
     progress: Optional[Callable[[int, int], None]],
 ) -> None:
-    """Keys dropped: the kept entries' bytes copied into new data files, crc32c checked."""
+    """Keys dropped: the kept entries' bytes copied into a new data file, none decoded.
+
+    Every kept tensor is checked against its crc32c first (in chunks, nothing held), then the
+    byte ranges are copied, in the kernel between local files; a key written under several
+    names is copied once.
+    """
+    bundle = reader.bundle
+    for key in plan.renames:
+        bundle.verify(reader.raw(key), chunk)  # a damaged source stops here, before any file is created
     num_shards = output.shard_count(1)
     paths = [output.fresh(path) for path in data_paths(output.prefix, num_shards)]
-    writer = BundleWriter(
-        output.prefix, output.fs, num_shards=num_shards, index_path=output.index_target, data_paths=paths
-    )
+    entries: Dict[bytes, Entry] = {}
     total, done = sum(plan.sizes.values()), 0
-    try:
+    with output.fs.open(paths[0], "wb") as target:
+        offset = 0
         for key, targets in plan.renames.items():
+            stored = reader.raw(key)
+            placed: Dict[bytes, Entry] = {}
+            for table_key, entry in _entries_of(bundle, stored).items():
+                if entry.slices:  # a partitioned variable's own entry holds no bytes
+                    placed[table_key] = entry
+                    continue
+                _copy_range(bundle, entry, target, output.fs, chunk)
+                placed[table_key] = entry.replace(shard_id=0, offset=offset)
+                offset += entry.size
             for name in targets:
-                _copy_entry(writer, reader.bundle, reader.raw(key), name, chunk)
+                entries.update(rename_entries(placed, {stored: name}))
             done += plan.sizes[key]
             if progress is not None:
                 progress(done, total)
-        writer.finish()
-    except BaseException:
-        writer.abort()
-        raise
+    for path in paths[1:]:
+        with output.fs.open(path, "wb"):
+            pass
+    with output.fs.open(output.index_target, "wb") as index:
+        index.write(encode_index(Header(num_shards=num_shards), entries))
 
 
 def _check_budget(memory_budget: Any) -> None:

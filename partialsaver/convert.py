@@ -24,10 +24,9 @@ from partialsaver._interchange import (
     SAFETENSORS_DTYPES,
     Source,
     Tensor,
+    import_safetensors,
     read_npz_members,
     read_safetensors_header,
-    safetensors_bytes,
-    tensor_value,
     write_npz,
     write_safetensors,
 )
@@ -46,8 +45,8 @@ from partialsaver.errors import (
 from partialsaver.format import BundleWriter
 from partialsaver.format.fs import FileSystem
 from partialsaver.format.naming import data_paths
-from partialsaver.mapping import NameMap, NameMapArg, describe_collisions, unmatched_rules
-from partialsaver.selection import SpecArg, normalize_specs, select
+from partialsaver.mapping import NameMapArg, map_names
+from partialsaver.selection import SpecArg
 
 _logger = logging.getLogger("partialsaver")
 
@@ -149,7 +148,7 @@ def export_checkpoint(
         target, atomic = _open_output(fs, destination)
         try:
             with fs.open(target, "wb") as file:
-                (write_safetensors if suffix == ".safetensors" else write_npz)(file, reader, tensors)
+                (write_safetensors if suffix == ".safetensors" else write_npz)(file, reader, tensors, fs)
             if atomic:
                 fs.replace(target, destination)
         except BaseException as error:
@@ -209,23 +208,12 @@ def import_checkpoint(
             )
         fs.makedirs(parent_of(destination))
         output = OutputBundle(fs, destination)
-        num_shards = output.shard_count(1)
-        paths = [output.fresh(path) for path in data_paths(destination, num_shards)]
-        writer = BundleWriter(destination, fs, num_shards=num_shards, index_path=output.index_target, data_paths=paths)
         try:
-            for name, targets in renames.items():
-                tensor = source.tensors[name]
-                if archive is not None:
-                    value = archive[name]
-                    if tensor.dtype != "string" and not value.flags.c_contiguous:  # a Fortran-order .npy
-                        value = value.copy(order="C")
-                else:
-                    value = tensor_value(tensor, safetensors_bytes(source_fs, source_path, source.offsets[name]))
-                for target in targets:
-                    writer.add(target, value, dtype=tensor.dtype)
-            writer.finish()
+            if archive is None:
+                import_safetensors(source_fs, source_path, source, renames, output)
+            else:
+                _import_npz(archive, source, renames, output)
         except BaseException as error:
-            writer.abort()
             output.discard()
             if isinstance(error, OSError):
                 raise PartialSaverError(
@@ -241,27 +229,33 @@ def import_checkpoint(
     return {name: targets[0] if len(targets) == 1 else targets for name, targets in renames.items()}
 
 
+def _import_npz(archive: Any, source: Source, renames: Dict[str, Tuple[str, ...]], output: OutputBundle) -> None:
+    """The arrays of an .npz archive, one at a time, into ``output`` through the bundle writer."""
+    num_shards = output.shard_count(1)
+    paths = [output.fresh(path) for path in data_paths(output.prefix, num_shards)]
+    writer = BundleWriter(
+        output.prefix, output.fs, num_shards=num_shards, index_path=output.index_target, data_paths=paths
+    )
+    try:
+        for name, targets in renames.items():
+            tensor = source.tensors[name]
+            value = archive[name]
+            if tensor.dtype != "string" and not value.flags.c_contiguous:  # a Fortran-order .npy
+                value = value.copy(order="C")
+            for target in targets:
+                writer.add(target, value, dtype=tensor.dtype)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+
+
 def _plan_import(
     source: Source, name_map: NameMapArg, include: SpecArg, exclude: SpecArg
 ) -> Dict[str, Tuple[str, ...]]:
-    compiled = NameMap(name_map)
-    names = sorted(source.tensors)
-    selection = select(names, normalize_specs(include, "include"), normalize_specs(exclude, "exclude"), noun="tensor")
-    renames: Dict[str, Tuple[str, ...]] = {}
-    used = set()
-    for name in selection.selected:
-        targets, rule = compiled.apply(name)
-        if rule is not None:
-            used.add(rule.position)
-        renames[name] = tuple(dict.fromkeys(targets))
-    collisions = describe_collisions((target, name) for name, targets in renames.items() for target in targets)
-    if collisions:
-        raise NameMapError(
-            f"the checkpoint would hold {len(collisions)} key(s) written from several tensors: "
-            f"{format_items(collisions)}; make the map more specific or exclude one of each pair"
-        )
-    if not renames:
+    mapped = map_names(sorted(source.tensors), name_map, include, exclude, "tensor")
+    if not mapped.renames:
         raise NameMapError("the filters leave no tensor to import; loosen include / exclude")
-    for diagnostic in selection.diagnostics + tuple(unmatched_rules(compiled, used, names)):
+    for diagnostic in mapped.diagnostics:
         _logger.warning("%s", diagnostic.message)
-    return renames
+    return mapped.renames

@@ -19,12 +19,12 @@ import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 from partialsaver.diagnostics import Diagnostic, unmatched_rule
-from partialsaver.errors import NameMapError
+from partialsaver.errors import NameMapError, format_items
 from partialsaver.selection import strip_output_suffix
 
 NameMapArg = Union[None, Mapping[Any, Any], Callable[[str], Any]]
 
-__all__ = ["NameMap", "Rule", "describe_collisions", "scope_hint", "unmatched_rules"]
+__all__ = ["MappedNames", "NameMap", "Rule", "describe_collisions", "map_names", "scope_hint", "unmatched_rules"]
 
 
 class Rule(NamedTuple):
@@ -282,3 +282,40 @@ def describe_collisions(pairs: Iterable[Tuple[str, str]]) -> List[str]:
         if source not in found:
             found.append(source)
     return [f"{target!r} <- {sorted(found)!r}" for target, found in sorted(sources.items()) if len(found) > 1]
+
+
+class MappedNames(NamedTuple):
+    """What an offline tool writes: each kept name's new name(s), the names left out, and the
+    diagnostics of specs and rules that matched nothing."""
+
+    renames: Dict[str, Tuple[str, ...]]
+    dropped: Tuple[str, ...]
+    diagnostics: Tuple[Diagnostic, ...]
+
+
+def map_names(names: Sequence[str], name_map: NameMapArg, include: Any, exclude: Any, noun: str) -> MappedNames:
+    """Filter ``names`` (include, then exclude) and map the kept ones through ``name_map``, as
+    rename, export and import do with a checkpoint's keys or a file's tensor names.
+
+    Raises:
+        NameMapError: a bad map or spec, or two names that would be written under one.
+    """
+    from partialsaver.selection import normalize_specs, select
+
+    compiled = NameMap(name_map)
+    selection = select(names, normalize_specs(include, "include"), normalize_specs(exclude, "exclude"), noun=noun)
+    renames: Dict[str, Tuple[str, ...]] = {}
+    used = set()
+    for name in selection.selected:
+        targets, rule = compiled.apply(name)
+        if rule is not None:
+            used.add(rule.position)
+        renames[name] = tuple(dict.fromkeys(targets))
+    collisions = describe_collisions((target, name) for name, targets in renames.items() for target in targets)
+    if collisions:
+        raise NameMapError(
+            f"the output would hold {len(collisions)} name(s) written from several {noun}s: "
+            f"{format_items(collisions)}; make the map more specific or exclude one of each pair"
+        )
+    dropped = tuple(name for name in names if name not in renames)
+    return MappedNames(renames, dropped, selection.diagnostics + tuple(unmatched_rules(compiled, used, names)))

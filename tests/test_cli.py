@@ -95,7 +95,7 @@ def test_rename_with_scope_and_regex_maps(capsys, write_checkpoint, tmp_path):
     (["--map", "v9=v10"], 1, "renames nothing"),
     (["--map", "v3"], 2, "is not OLD=NEW"),
     (["--regex", "--map", "v(3=x"], 2, "invalid regex"),
-    (["--map", "v1=w", "--map", "v2=w"], 2, "written from several keys"),
+    (["--map", "v1=w", "--map", "v2=w"], 2, "written from several checkpoint keys"),
 ])
 def test_rename_problems(capsys, seed_checkpoint, tmp_path, argv_tail, code, fragment):
     got, _, err = run(capsys, "rename", seed_checkpoint, str(tmp_path / "m.ckpt"), *argv_tail)

@@ -179,7 +179,7 @@ class BundleReader:
             file.release(position, chunk.size)  # a streamed copy keeps no more than a chunk resident
         self._compare_crc(name, entry, crc)
 
-    def verify(self, key: Key) -> None:
+    def verify(self, key: Key, chunk_size: int = CHUNK_SIZE) -> None:
         """Check ``key`` without decoding it, in bounded memory.
 
         Checks its crc32c; for a partitioned variable, how its slices fit together and
@@ -189,7 +189,7 @@ class BundleReader:
         name = key_text(key_bytes(key))
         targets = [slice_key for slice_key, _, _ in self._slice_parts(name, entry)] if entry.slices else [key]
         for target in targets:
-            for _ in self.iter_raw(target):
+            for _ in self.iter_raw(target, chunk_size):
                 pass
 
     def close(self) -> None:
