@@ -16,6 +16,7 @@ from partialsaver.names import collect_variables, is_variable, variable_name
 __all__ = [
     "SAVER_KWARGS",
     "check_bool",
+    "check_budget",
     "check_fraction",
     "check_save_arguments",
     "check_saver_kwargs",
@@ -80,6 +81,13 @@ def check_saver_kwargs(saver_kwargs: Mapping[str, Any]) -> None:
         raise UsageError(
             f"SmartSaver got Saver option(s) of the wrong type: {format_items(wrong)}; e.g. max_to_keep=5, "
             "sharded=True, keep_checkpoint_every_n_hours=2.0"
+        )
+
+
+def check_budget(value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise UsageError(
+            f"memory_budget must be a positive number of bytes or None, not {value!r}; e.g. memory_budget=2**30"
         )
 
 

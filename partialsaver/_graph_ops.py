@@ -11,10 +11,11 @@ import contextlib
 import logging
 import os
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from partialsaver._batches import partial_restore_error, split_into_batches, verify_before_restoring
 from partialsaver._check import NO_CHECK, InitCheck, build_check, refuse_fed_initializers
 from partialsaver._files import filesystem_for
 from partialsaver._logs import quiet_tensorflow_logs
@@ -89,6 +90,14 @@ class GraphOps:
                 self._restore[signature] = self._build(lambda: build_restore(pairs, reshaped))
             return self._restore[signature]
 
+    def restore_batches(
+        self, pairs: Pairs, reshaped: Sequence[str] = (), budget: Optional[int] = None
+    ) -> List[Tuple[Pairs, Tuple[str, str]]]:
+        """The pairs in batches under ``budget`` (see _batches), each with its restore op, built
+        now (init_fn builds them before MonitoredTrainingSession finalizes the graph)."""
+        batches = split_into_batches(pairs, budget) if pairs else []
+        return [(batch, self.restore_op(batch, reshaped)) for batch in batches]
+
     def init_check(self, pairs: Pairs, known: Iterable[GraphVariable] = ()) -> InitCheck:
         """Which variables this restore does not set are initialized already: one op over
         the candidates only (the graph's global and local variables plus ``known`` ones,
@@ -119,35 +128,42 @@ class GraphOps:
         known: Iterable[GraphVariable] = (),
         initialize: bool = True,
         reshaped: Sequence[str] = (),
+        budget: Optional[int] = None,
     ) -> int:
         """Restore the pairs, then initialize what is neither restored nor initialized.
 
-        All or nothing: the restore op reads every key before it assigns any variable, and
-        the initialized check (read-only) runs in the same session call. Only when an
-        initializer that would run needs a fed placeholder is the check run on its own
-        first, to refuse before anything changes. The initializers run last, after a
-        successful restore.
+        All or nothing: in one batch, the restore op reads every key before it assigns any
+        variable; in several (past ``budget`` bytes), every tensor is checked against its
+        crc32c before the first batch is read. The initialized check (read-only) runs in the
+        first restore call. Only when an initializer that would run needs a fed placeholder is
+        the check run on its own first, to refuse before anything changes. The initializers
+        run last, after a successful restore.
 
         Returns:
             The number of variables initialized.
         """
-        restore = self.restore_op(pairs, reshaped) if pairs else None
+        batches = self.restore_batches(pairs, reshaped, budget)
         check = self.init_check(pairs, known) if initialize else NO_CHECK
         uninitialized: List[Any] = []
         fetches: List[Any] = []
-        if check.tensor is not None and (check.needs_feed or restore is None):
+        if check.tensor is not None and (check.needs_feed or not batches):
             uninitialized = check.uninitialized(sess.run(check.tensor))
             refuse_fed_initializers(uninitialized, check.needs_feed)
         elif check.tensor is not None:
             fetches.append(check.tensor)
-        if restore is not None:
-            op_name, feed_name = restore
+        if len(batches) > 1:
+            verify_before_restoring(prefix, pairs)
+        for index, (_, (op_name, feed_name)) in enumerate(batches):
             try:
                 results = sess.run([op_name, *fetches], feed_dict={feed_name: prefix})
             except tf.errors.OpError as error:
-                raise translate_read_error(error, prefix) from error
+                if index == 0:
+                    raise translate_read_error(error, prefix) from error
+                batch_pairs = [batch for batch, _ in batches]
+                raise partial_restore_error(meaningful_line(error), prefix, batch_pairs, index) from error
             if fetches:
                 uninitialized = check.uninitialized(results[1])
+                fetches = []
         if uninitialized:
             _logger.info("initializing %d variable(s) not restored", len(uninitialized))
             try:
@@ -213,15 +229,29 @@ class GraphOps:
             ) from error
 
 
-def restore_eager(prefix: str, pairs: Pairs, reshaped: Sequence[str] = ()) -> None:
-    """Eager restore: read every value first, then assign (no partial restore on read errors)."""
-    reader = CheckpointReader(prefix)
-    values = [(graph_variable, reader.tensor(key)) for key, graph_variable in pairs]
-    for graph_variable, value in values:
-        variable = graph_variable.parts[0]
-        wanted = tf.as_dtype(variable.dtype).as_numpy_dtype
-        if value.dtype != object and value.dtype != wanted and value.dtype.name == np.dtype(wanted).name:
-            value = value.view(wanted)  # ml_dtypes' bfloat16 vs an older TensorFlow's own: the same bits
-        if graph_variable.name in reshaped:  # planned only for a fully defined shape
-            value = value.reshape([dim or 0 for dim in graph_variable.shape or ()])
-        variable.assign(value)
+def restore_eager(prefix: str, pairs: Pairs, reshaped: Sequence[str] = (), budget: Optional[int] = None) -> None:
+    """Eager restore, all or nothing: every value read before the first assignment, or, past
+    ``budget`` bytes, every tensor checked first and then read and assigned batch by batch."""
+    batches = split_into_batches(pairs, budget)
+    if len(batches) > 1:
+        verify_before_restoring(prefix, pairs)
+    with CheckpointReader(prefix) as reader:
+        for index, batch in enumerate(batches):
+            try:
+                values = [(graph_variable, reader.tensor(key)) for key, graph_variable in batch]
+            except PartialSaverError as error:
+                if index == 0:
+                    raise
+                raise partial_restore_error(str(error), prefix, batches, index) from error
+            for graph_variable, value in values:
+                _assign_eager(graph_variable, value, graph_variable.name in reshaped)
+
+
+def _assign_eager(graph_variable: GraphVariable, value: Any, reshape: bool) -> None:
+    variable = graph_variable.parts[0]
+    wanted = tf.as_dtype(variable.dtype).as_numpy_dtype
+    if value.dtype != object and value.dtype != wanted and value.dtype.name == np.dtype(wanted).name:
+        value = value.view(wanted)  # ml_dtypes' bfloat16 vs an older TensorFlow's own: the same bits
+    if reshape:  # planned only for a fully defined shape
+        value = value.reshape([dim or 0 for dim in graph_variable.shape or ()])
+    variable.assign(value)

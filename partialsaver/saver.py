@@ -11,11 +11,13 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from partialsaver import _graph_ops
 from partialsaver._arguments import (
     check_bool,
+    check_budget,
     check_fraction,
     check_save_arguments,
     check_saver_kwargs,
     parse_var_list,
 )
+from partialsaver._batches import DEFAULT_RESTORE_BUDGET
 from partialsaver._planner import PlanOptions, build_plan, refuse_if_needed
 from partialsaver._reading import read_metadata
 from partialsaver._tf import tf, v1
@@ -57,6 +59,10 @@ class SmartSaver:
             variables (and at least one), else restore() raises before touching anything.
         strict: missing variables, unused keys and specs/rules matching nothing raise.
         skip_mismatched: initialize shape/dtype mismatches instead of raising.
+        memory_budget: restore in batches of at most this many bytes of tensors (a larger
+            tensor alone), after checking every tensor's crc32c, so that variables that hold
+            values peak at the model plus one batch instead of twice the model; None restores
+            in one step (every tensor read before any assignment).
         **saver_kwargs: tf.compat.v1.train.Saver options (max_to_keep, sharded, ...).
 
     Example:
@@ -77,12 +83,14 @@ class SmartSaver:
         min_restored_fraction: float = 0.0,
         strict: bool = False,
         skip_mismatched: bool = False,
+        memory_budget: Optional[int] = DEFAULT_RESTORE_BUDGET,
         **saver_kwargs: Any,
     ) -> None:
         check_bool("strict", strict)
         check_bool("skip_mismatched", skip_mismatched)
         check_saver_kwargs(saver_kwargs)
         check_fraction(min_restored_fraction)
+        check_budget(memory_budget)
         self._var_list, explicit = parse_var_list(var_list, name_map)
         self._include = normalize_specs(include, "include")
         self._exclude = normalize_specs(exclude, "exclude")
@@ -92,6 +100,7 @@ class SmartSaver:
         self._name_map = NameMap(name_map, explicit=explicit)
         self._strict = strict
         self._skip_mismatched = skip_mismatched
+        self._memory_budget = memory_budget
         self._saver_kwargs = dict(saver_kwargs)
         # Ops built per graph, reused by later calls so a training loop never grows the graph.
         self._ops: "weakref.WeakKeyDictionary[Any, _graph_ops.GraphOps]" = weakref.WeakKeyDictionary()
@@ -221,10 +230,10 @@ class SmartSaver:
         refuse_if_needed(plan, strict)
         reshaped = [record.graph_name for record in plan.reshaped]
         if graph is None:
-            _graph_ops.restore_eager(plan.checkpoint, pairs, reshaped)
+            _graph_ops.restore_eager(plan.checkpoint, pairs, reshaped, self._memory_budget)
             return plan
         self._graph_ops(graph).restore_and_initialize(
-            sess, plan.checkpoint, pairs, variables.values(), initialize=init_unrestored, reshaped=reshaped
+            sess, plan.checkpoint, pairs, variables.values(), init_unrestored, reshaped, self._memory_budget
         )
         return plan
 
@@ -260,14 +269,13 @@ class SmartSaver:
         ops = self._graph_ops(graph)
         known = list(variables.values())
         reshaped = [record.graph_name for record in plan.reshaped]
-        if pairs:
-            ops.restore_op(pairs, reshaped)
+        ops.restore_batches(pairs, reshaped, self._memory_budget)
         ops.init_check(pairs, known)
 
         def restore_pretrained(scaffold: Any, session: Any) -> None:
             del scaffold  # the Scaffold API passes it; everything needed was built above
             _log_plan(plan)
-            ops.restore_and_initialize(session, plan.checkpoint, pairs, known, reshaped=reshaped)
+            ops.restore_and_initialize(session, plan.checkpoint, pairs, known, True, reshaped, self._memory_budget)
 
         return restore_pretrained
 
