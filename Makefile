@@ -44,12 +44,13 @@ docs: $(READY)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d site
 
 # The restore benchmark (plain Saver, tensorpack, init_from_checkpoint, SmartSaver), the
-# initialized check alone, then the rename and export benchmarks: 2-3 hours on 2 cores with
-# the defaults (10,000-variable children take 2-3 minutes each).
+# initialized check alone, a restore's peak memory, then the rename and export benchmarks:
+# 2-3 hours on 2 cores with the defaults (10,000-variable children take 2-3 minutes each).
 bench: $(READY)
 	$(VENV)/bin/python -m pip install --quiet -e ".[$(EXTRAS),bench]"
 	$(VENV)/bin/python benchmarks/restore.py $(BENCH_ARGS)
 	$(VENV)/bin/python benchmarks/check.py --sizes 400,600,1000,10000
+	$(VENV)/bin/python benchmarks/restore_memory.py
 	$(VENV)/bin/python benchmarks/rename.py
 	$(VENV)/bin/python benchmarks/export.py
 

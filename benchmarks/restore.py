@@ -49,8 +49,7 @@ import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine, median, run_child  # noqa: E402
-from rename import VGG16  # noqa: E402  (tf-slim's vgg_16 shapes)
+from _common import VGG16, machine, median, run_child  # noqa: E402  (VGG16: tf-slim's vgg_16 shapes)
 
 VGG = "VGG-16"
 FULL, PARTIAL = "full", "partial"

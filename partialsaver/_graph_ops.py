@@ -64,6 +64,7 @@ class GraphOps:
         self._saver_kwargs = dict(saver_kwargs)
         self._restore: Dict[Tuple, Tuple[str, str]] = {}
         self._checks: Dict[Tuple, InitCheck] = {}
+        self._held: Dict[Tuple, InitCheck] = {}
         self._savers: Dict[Tuple, Any] = {}
         self._last_saver: Any = None
         # Two threads restoring or saving at once must not build the same ops twice.
@@ -91,12 +92,36 @@ class GraphOps:
             return self._restore[signature]
 
     def restore_batches(
-        self, pairs: Pairs, reshaped: Sequence[str] = (), budget: Optional[int] = None
+        self, pairs: Pairs, reshaped: Sequence[str] = (), budget: Optional[int] = None, held: bool = True
     ) -> List[Tuple[Pairs, Tuple[str, str]]]:
         """The pairs in batches under ``budget`` (see _batches), each with its restore op, built
-        now (init_fn builds them before MonitoredTrainingSession finalizes the graph)."""
+        once; one batch when the variables hold no values yet (``held=False``): then old and new
+        values never meet in memory, and one step needs no checksum pass."""
         batches = split_into_batches(pairs, budget) if pairs else []
+        if len(batches) > 1 and not held:
+            batches = [list(pairs)]
         return [(batch, self.restore_op(batch, reshaped)) for batch in batches]
+
+    def prepare_restore(self, pairs: Pairs, reshaped: Sequence[str] = (), budget: Optional[int] = None) -> None:
+        """Build every op a later restore of these pairs may run (init_fn builds them before
+        MonitoredTrainingSession finalizes the graph)."""
+        if len(self.restore_batches(pairs, reshaped, budget)) > 1:
+            self._held_check(pairs)
+            self.restore_batches(pairs, reshaped, budget, held=False)
+
+    def _held_check(self, pairs: Pairs) -> InitCheck:
+        parts = [part for _, graph_variable in pairs for part in graph_variable.parts if isinstance(part, tf.Variable)]
+        signature = tuple(part.name for part in parts)
+        with self._lock:
+            if signature not in self._held:
+                self._held[signature] = self._build(lambda: build_check(parts))
+            return self._held[signature]
+
+    def _any_holds_a_value(self, sess: Any, pairs: Pairs) -> bool:
+        """Whether a variable to restore is initialized: only then do old and new values meet in
+        memory, and only then is restoring in batches worth its checksum pass."""
+        check = self._held_check(pairs)
+        return check.tensor is not None and bool(np.any(sess.run(check.tensor)))
 
     def init_check(self, pairs: Pairs, known: Iterable[GraphVariable] = ()) -> InitCheck:
         """Which variables this restore does not set are initialized already: one op over
@@ -142,7 +167,8 @@ class GraphOps:
         Returns:
             The number of variables initialized.
         """
-        batches = self.restore_batches(pairs, reshaped, budget)
+        held = len(split_into_batches(pairs, budget)) < 2 or self._any_holds_a_value(sess, pairs)
+        batches = self.restore_batches(pairs, reshaped, budget, held)
         check = self.init_check(pairs, known) if initialize else NO_CHECK
         uninitialized: List[Any] = []
         fetches: List[Any] = []

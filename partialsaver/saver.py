@@ -269,7 +269,7 @@ class SmartSaver:
         ops = self._graph_ops(graph)
         known = list(variables.values())
         reshaped = [record.graph_name for record in plan.reshaped]
-        ops.restore_batches(pairs, reshaped, self._memory_budget)
+        ops.prepare_restore(pairs, reshaped, self._memory_budget)
         ops.init_check(pairs, known)
 
         def restore_pretrained(scaffold: Any, session: Any) -> None:
