@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from partialsaver._fix import fix_options
 from partialsaver._report import format_shape
 from partialsaver.checkpoint import (
     destination_prefix,
@@ -227,7 +228,7 @@ def plan(args: argparse.Namespace) -> int:
         )
         plan = saver.plan(args.checkpoint)
     if args.json:
-        _print_json(dict(plan.to_dict(), fix_cli=_report.fix_options(plan)))
+        _print_json(dict(plan.to_dict(), fix_cli=fix_options(plan)))
     else:
         print(_report.render_text(plan, cli=True), end="")
     return EXIT_OK if plan.ok else EXIT_PROBLEMS

@@ -4,7 +4,7 @@
   hard links (a copy where links are impossible: another file system, an object store); in
   place, only the index is replaced. No tensor byte is read.
 - Keys are dropped (``exclude=OPTIMIZER_SLOTS``): the kept entries' byte ranges are copied,
-  each checked against its crc32c on the way, none decoded.
+  each checked against its crc32c meanwhile (the index waits for every check), none decoded.
 
 Data files first, the index last, through an atomic replace where the file system has one:
 until the new index lands, ``dst`` is absent or still the old checkpoint. New data files
@@ -19,16 +19,16 @@ import logging
 import os
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
 
-from partialsaver._files import copy_bytes, filesystem_for, is_url, join, parent_of
+from partialsaver._copy_kept import copy_kept, entries_of
+from partialsaver._files import filesystem_for, is_url, join, parent_of
 from partialsaver._output import OutputBundle
 from partialsaver._reading import CheckpointReader, open_reader
 from partialsaver._resolve import FILE_SUFFIX, record_latest
 from partialsaver._temporaries import remove_stale_temporaries
 from partialsaver.errors import CorruptCheckpointError, NameMapError, PartialSaverError, UsageError
-from partialsaver.format import BundleReader, Entry, Header, encode_index, rename_entries
+from partialsaver.format import BundleReader, Entry, encode_index, rename_entries
 from partialsaver.format.fs import FileSystem
-from partialsaver.format.index import key_bytes
-from partialsaver.format.naming import data_path, data_paths
+from partialsaver.format.naming import data_path
 from partialsaver.mapping import NameMapArg, map_names
 from partialsaver.selection import Diagnostic, SpecArg
 
@@ -119,15 +119,6 @@ def _check_destination(fs: FileSystem, destination: str, source: str, overwrite:
         raise UsageError(f"the directory {parent!r} for dst is not writable; pass a dst in a writable directory")
 
 
-def _entries_of(bundle: BundleReader, stored: str) -> Dict[bytes, Entry]:
-    """A variable's entry and, for a partitioned one, its slices' entries, by table key."""
-    entry = bundle.entry(stored)
-    own = {key_bytes(stored): entry}
-    if entry.slices:
-        own.update({slice_key: slice_entry for slice_key, _, slice_entry in bundle.slice_entries(stored)})
-    return own
-
-
 def _renamed_entries(reader: CheckpointReader, plan: RenamePlan) -> Dict[bytes, Entry]:
     """The output index: each kept key's entries under each of its new names, stored bytes
     unchanged (slice keys re-encoded for the new name). An object-based checkpoint's object
@@ -135,7 +126,7 @@ def _renamed_entries(reader: CheckpointReader, plan: RenamePlan) -> Dict[bytes, 
     out: Dict[bytes, Entry] = {}
     for key, targets in plan.renames.items():
         stored = reader.raw(key)
-        own = _entries_of(reader.bundle, stored)
+        own = entries_of(reader.bundle, stored)
         for name in targets:
             out.update(rename_entries(own, {stored: name}))
     return dict(sorted(out.items()))
@@ -193,56 +184,6 @@ def _rename_in_o_index(reader: CheckpointReader, plan: RenamePlan, output: Outpu
         header = dataclasses.replace(header, num_shards=num_shards, raw=b"")  # raw re-encoded
     with output.fs.open(output.index_target, "wb") as file:
         file.write(encode_index(header, entries))
-
-
-def _copy_range(source: BundleReader, entry: Entry, target: Any, target_fs: FileSystem, chunk: int) -> None:
-    """Append ``entry``'s stored bytes to the open file ``target``."""
-    path = source.data_path(entry.shard_id)
-    copy_bytes(source.fs, path, entry.offset, entry.offset + entry.size, target, target_fs, chunk)
-
-
-def _copy_kept(
-    reader: CheckpointReader,
-    plan: RenamePlan,
-    output: OutputBundle,
-    chunk: int,
-    progress: Optional[Callable[[int, int], None]],
-) -> None:
-    """Keys dropped: the kept entries' bytes copied into a new data file, none decoded.
-
-    Every kept tensor is checked against its crc32c first (in chunks, nothing held), then the
-    byte ranges are copied, in the kernel between local files; a key written under several
-    names is copied once.
-    """
-    bundle = reader.bundle
-    for key in plan.renames:
-        bundle.verify(reader.raw(key), chunk)  # a damaged source stops here, before any file is created
-    num_shards = output.shard_count(1)
-    paths = [output.fresh(path) for path in data_paths(output.prefix, num_shards)]
-    entries: Dict[bytes, Entry] = {}
-    total, done = sum(plan.sizes.values()), 0
-    with output.fs.open(paths[0], "wb") as target:
-        offset = 0
-        for key, targets in plan.renames.items():
-            stored = reader.raw(key)
-            placed: Dict[bytes, Entry] = {}
-            for table_key, entry in _entries_of(bundle, stored).items():
-                if entry.slices:  # a partitioned variable's own entry holds no bytes
-                    placed[table_key] = entry
-                    continue
-                _copy_range(bundle, entry, target, output.fs, chunk)
-                placed[table_key] = entry.replace(shard_id=0, offset=offset)
-                offset += entry.size
-            for name in targets:
-                entries.update(rename_entries(placed, {stored: name}))
-            done += plan.sizes[key]
-            if progress is not None:
-                progress(done, total)
-    for path in paths[1:]:
-        with output.fs.open(path, "wb"):
-            pass
-    with output.fs.open(output.index_target, "wb") as index:
-        index.write(encode_index(Header(num_shards=num_shards), entries))
 
 
 def _check_budget(memory_budget: Any) -> None:
@@ -315,7 +256,7 @@ def rename_variables(
     try:
         with CheckpointReader(plan.source) as reader:
             if plan.dropped:
-                _copy_kept(reader, plan, output, min(memory_budget, _COPY_CHUNK), progress)
+                copy_kept(reader, plan, output, min(memory_budget, _COPY_CHUNK), progress)
             else:
                 _rename_in_o_index(reader, plan, output, in_place)
                 if progress is not None:

@@ -11,6 +11,7 @@ import pytest
 from partialsaver import (
     OPTIMIZER_SLOTS,
     CheckpointNotFoundError,
+    CorruptCheckpointError,
     VariableNotFoundError,
     diff_checkpoints,
     list_variables,
@@ -84,6 +85,48 @@ def test_rename_that_drops_copies_only_the_kept_bytes(checkpoint, tmp_path):
     assert os.path.getsize(dst + ".data-00000-of-00001") < os.path.getsize(checkpoint + ".data-00000-of-00001")
     assert os.path.getsize(dst + ".data-00000-of-00001") >= kept_bytes
     assert diff_checkpoints(checkpoint, dst).value_changes == ()
+
+
+def _large_and_small(seed):
+    """Large tensors behind small ones of odd sizes (so none starts on a page), each with a slot."""
+    rng = np.random.default_rng(seed)
+    return {"a": rng.standard_normal(1000).astype(np.float32), "a/Adam": np.ones(10, np.float32),
+            "b": rng.standard_normal(300_000).astype(np.float32), "b/Adam": np.ones(300_000, np.float32),
+            "c": rng.standard_normal((700, 500)).astype(np.float64), "c/Adam": np.ones(3, np.float32),
+            "d": np.arange(5, dtype=np.int64)}
+
+
+def test_a_drop_keeps_each_large_tensor_at_its_place_in_a_page(tmp_path):
+    from partialsaver.format.index import read_index
+
+    values = _large_and_small(0)
+    src = write_bundle(str(tmp_path / "src" / "model.ckpt"), values)
+    dst = str(tmp_path / "dst" / "model.ckpt")
+    rename_variables(src, dst, exclude=OPTIMIZER_SLOTS)
+    before, after = read_index(src, LOCAL)[1], read_index(dst, LOCAL)[1]
+    assert before[b"b"].offset % 4096 != 4000  # the packed place the copy would otherwise take
+    for key in (b"b", b"c"):
+        assert after[key].offset % 4096 == before[key].offset % 4096
+    assert [after[key].offset for key in (b"a", b"d")] == [0, after[b"c"].offset + after[b"c"].size]
+    kept = sum(value.nbytes for name, value in values.items() if "Adam" not in name)
+    assert kept <= os.path.getsize(dst + ".data-00000-of-00001") < kept + 2 * 4096
+    for name, value in values.items():
+        if "Adam" not in name:
+            np.testing.assert_array_equal(load_variable(dst, name), value)
+
+
+def test_a_drop_whose_source_is_damaged_writes_nothing(tmp_path):
+    from partialsaver.format.index import read_index
+
+    values = _large_and_small(1)
+    src = write_bundle(str(tmp_path / "src" / "model.ckpt"), values)
+    entry = read_index(src, LOCAL)[1][b"c"]  # the last large tensor: damage found while copying
+    with open(src + ".data-00000-of-00001", "r+b") as data:
+        data.seek(entry.offset + entry.size - 100)
+        data.write(b"\x13" * 20)
+    with pytest.raises(CorruptCheckpointError, match="crc32c"):
+        rename_variables(src, str(tmp_path / "dst" / "model.ckpt"), exclude=OPTIMIZER_SLOTS)
+    assert os.listdir(tmp_path / "dst") == []
 
 
 def test_in_place(checkpoint):
