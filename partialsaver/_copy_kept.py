@@ -3,9 +3,6 @@
 Nothing is decoded. Each kept tensor's crc32c is checked in a second thread while the main
 one copies (in the kernel between local files, in chunks elsewhere; both run without
 Python's lock); the index is written only once every check passed.
-
-A large tensor keeps its offset within a page: the kernel then copies whole pages, about
-1.5x as fast as a shifted copy.
 """
 
 from __future__ import annotations
@@ -41,25 +38,6 @@ def _copy_range(source: BundleReader, entry: Entry, target: Any, target_fs: File
     """Append ``entry``'s stored bytes to the open file ``target``."""
     path = source.data_path(entry.shard_id)
     copy_bytes(source.fs, path, entry.offset, entry.offset + entry.size, target, target_fs, chunk)
-
-
-# A large tensor is placed at the same offset modulo a page as in its source file, so that the
-# kernel copies whole pages (about 1.5x as fast as a shifted copy). The gap (zeros, under a
-# page) costs under 0.4% of such a tensor; TensorFlow reads every tensor at its offset and
-# pads its own bundles the same way (BundleWriter's data_alignment). Small ones stay packed.
-_PAGE = 4096
-_ALIGN_FROM = 1 << 20
-
-
-def _pad_to_match(target: Any, offset: int, entry: Entry) -> int:
-    """Where to write ``entry`` in ``target`` (now at ``offset``): zeros up to the source
-    offset's place in a page for a large tensor; ``offset`` itself for a small one."""
-    if entry.size < _ALIGN_FROM:
-        return offset
-    gap = (entry.offset - offset) % _PAGE
-    if gap:
-        target.write(bytes(gap))
-    return offset + gap
 
 
 def copy_kept(
@@ -129,7 +107,6 @@ def _copy_entries(
                 if entry.slices:  # a partitioned variable's own entry holds no bytes
                     placed[table_key] = entry
                     continue
-                offset = _pad_to_match(target, offset, entry)
                 _copy_range(bundle, entry, target, output.fs, chunk)
                 placed[table_key] = entry.replace(shard_id=0, offset=offset)
                 offset += entry.size
