@@ -37,6 +37,8 @@ def test_the_plan_is_immutable(seed_checkpoint, renamed_graph):
         plan.missing = ()
     with pytest.raises(TypeError):
         plan.suggestions["v3_x"] = ("v1",)
+    again = SmartSaver().plan(seed_checkpoint)
+    assert again == plan and hash(again) == hash(plan) and len({plan, again}) == 1  # a value: hashable
 
 
 def test_to_dict_is_json_and_complete(seed_checkpoint, renamed_graph):
