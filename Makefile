@@ -49,6 +49,7 @@ docs: $(READY)
 bench: $(READY)
 	$(VENV)/bin/python -m pip install --quiet -e ".[$(EXTRAS),bench]"
 	$(VENV)/bin/python benchmarks/restore.py $(BENCH_ARGS)
+	$(VENV)/bin/python benchmarks/restore_profile.py --sizes 1000
 	$(VENV)/bin/python benchmarks/check.py --sizes 400,600,1000,10000
 	$(VENV)/bin/python benchmarks/restore_memory.py
 	$(VENV)/bin/python benchmarks/rename.py

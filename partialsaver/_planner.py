@@ -278,7 +278,7 @@ def refuse_if_needed(plan: RestorePlan, strict: bool) -> None:
     if mismatches and not plan.skip_mismatched:
         reasons.append(
             f"{mismatches} shape/dtype mismatch(es) {format_items(plan.mismatched, 5)} "
-            "(pass skip_mismatched=True to initialise them instead)"
+            "(pass skip_mismatched=True to initialize them instead)"
         )
     reasons += [d.message.split(";")[0] for d in plan.diagnostics if d.kind == "require_failed"]
     if strict:

@@ -1,4 +1,4 @@
-"""Checkpoint-key -> graph-name rules (DESIGN section 4).
+"""Checkpoint-key -> graph-name rules.
 
 A ``name_map`` dict holds three kinds of entries, applied in this precedence, and exactly
 one rule applies to a key (rules never chain):

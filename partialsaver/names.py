@@ -1,4 +1,4 @@
-"""Variable naming: graph names, partitioned variables, scopes (DESIGN section 2)."""
+"""Variable naming: graph names, partitioned variables, scopes."""
 
 from __future__ import annotations
 

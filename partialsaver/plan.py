@@ -157,7 +157,7 @@ class RestorePlan:
         return f"<RestorePlan {_report.summary_line(self)}>"
 
     def to_dict(self) -> Dict[str, Any]:
-        """A JSON-serialisable dict (shapes as lists); see the README for the schema."""
+        """A JSON-serialisable dict (shapes as lists); the schema is in the docs' guide, The report."""
         return _report.to_dict(self)
 
     def _repr_html_(self) -> str:

@@ -1,4 +1,4 @@
-"""Include / exclude filters -> the selected variables (DESIGN section 3).
+"""Include / exclude filters -> the selected variables.
 
 A spec's type decides how it matches a name:
 

@@ -24,7 +24,7 @@ def keras_model(name="net", seed=0):
 
 
 def variable_names(model):
-    """The graph names partialsaver gives Keras variables (DESIGN section 10)."""
+    """The graph names partialsaver gives Keras variables."""
     return [variable.path if KERAS_3 else variable.name[: -len(":0")] for variable in model.variables]
 
 

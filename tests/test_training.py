@@ -107,7 +107,7 @@ def test_adam_checkpoint_into_a_momentum_graph(adam_checkpoint, graph, sess):
 
     clean = SmartSaver(exclude=[OPTIMIZER_SLOTS, GLOBAL_STEP]).restore(sess, checkpoint)
     assert [r.graph_name for r in clean.restored] == ["model/b", "model/w"] and clean.ok
-    # Adam's keys name no variable of this graph: unused (by the design's definition), not errors.
+    # Adam's keys name no variable of this graph: unused (as the report defines them), not errors.
     assert clean.not_selected == ("global_step",) and len(clean.unused) == 6
 
 
