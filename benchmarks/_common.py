@@ -10,7 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 
 def machine() -> Dict[str, str]:
@@ -68,6 +68,20 @@ def run_command(argv: Sequence[str], quiet: bool = False) -> Dict[str, float]:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{argv} failed")
     return {"wall": time.perf_counter() - start, "peak_rss_mib": usage.ru_maxrss / 1024}
+
+
+def run_rounds(contenders: Dict[str, Callable[[], Dict[str, float]]], repeat: int) -> Dict[str, Dict[str, float]]:
+    """Every contender once per round, interleaved, ``repeat`` rounds; the medians of each one's
+    process time ("wall_s"), operation time ("op_s", the process when it reports none) and peak RSS."""
+    results: Dict[str, List[Dict[str, float]]] = {name: [] for name in contenders}
+    for round_number in range(repeat):
+        for name, run in contenders.items():
+            results[name].append(run())
+            print(f"round {round_number + 1}: {name}: {results[name][-1]['wall']:.2f} s", file=sys.stderr)
+    return {name: {"wall_s": median([r["wall"] for r in runs]),
+                   "op_s": median([r.get("op", r["wall"]) for r in runs]),
+                   "peak_rss_mib": median([r["peak_rss_mib"] for r in runs])}
+            for name, runs in results.items()}
 
 
 def median(values: List[float]) -> float:

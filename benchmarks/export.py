@@ -20,7 +20,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import LARGEST_MB, checkpoint_files, machine, median, megabytes, run_child, vgg_checkpoint  # noqa: E402
+from _common import LARGEST_MB, checkpoint_files, machine, megabytes, run_child, run_rounds, vgg_checkpoint  # noqa: E402
 
 EXPORT = """
 import json, time
@@ -83,15 +83,7 @@ def main() -> int:
             "recipe: load_file + tf.Variables + Saver": lambda: run_child(IMPORT_RECIPE.format(
                 src=theirs, dst=fresh(back_recipe) + "/model.ckpt")),
         }
-        results = {name: [] for name in contenders}
-        for round_number in range(args.repeat):
-            for name, run in contenders.items():
-                results[name].append(run())
-                print(f"round {round_number + 1}: {name}: {results[name][-1]['wall']:.2f} s", file=sys.stderr)
-        summary = {name: {"wall_s": median([r["wall"] for r in runs]),
-                          "op_s": median([r.get("op", r["wall"]) for r in runs]),
-                          "peak_rss_mib": median([r["peak_rss_mib"] for r in runs])}
-                   for name, runs in results.items()}
+        summary = run_rounds(contenders, args.repeat)
         with open(ours, "rb") as mine, open(theirs, "rb") as recipe:
             same_tensors = _tensors(mine.read()) == _tensors(recipe.read())
         report(summary, megabytes(checkpoint_files(src)), args.repeat, same_tensors)

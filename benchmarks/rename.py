@@ -24,10 +24,10 @@ from _common import (  # noqa: E402
     LARGEST_MB,
     checkpoint_files,
     machine,
-    median,
     megabytes,
     run_child,
     run_command,
+    run_rounds,
     vgg_checkpoint,
 )
 
@@ -97,15 +97,7 @@ def main() -> int:
             contenders["recipe: load into tf.Variables + Saver"] = lambda: run_child(
                 RECIPE.format(src=src, dst=fresh(out["recipe"]) + "/model.ckpt"))
 
-        results = {name: [] for name in contenders}
-        for round_number in range(args.repeat):
-            for name, run in contenders.items():
-                results[name].append(run())
-                print(f"round {round_number + 1}: {name}: {results[name][-1]['wall']:.2f} s", file=sys.stderr)
-        summary = {name: {"wall_s": median([r["wall"] for r in runs]),
-                          "op_s": median([r.get("op", r["wall"]) for r in runs]),
-                          "peak_rss_mib": median([r["peak_rss_mib"] for r in runs])}
-                   for name, runs in results.items()}
+        summary = run_rounds(contenders, args.repeat)
         report(summary, megabytes(files), megabytes(slotted_files), args.repeat)
         if args.json:
             with open(args.json, "w") as stream:
@@ -144,8 +136,10 @@ def report(summary, size_mb, slotted_mb, repeat):
          f"{pure['op_s']:.3f} s vs cp {cp['wall_s']:.3f} s"),
         ("`partialsaver rename` process <= 1 s", whole["wall_s"] <= 1.0, f"{whole['wall_s']:.2f} s"),
         ("pure rename peak RSS <= 150 MiB", pure["peak_rss_mib"] <= 150, f"{pure['peak_rss_mib']:.0f} MiB"),
-        ("dropping half <= cp of the whole checkpoint", drop["wall_s"] <= cp2["wall_s"],
-         f"{drop['wall_s']:.2f} s vs cp {cp2['wall_s']:.2f} s"),
+        ("dropping half: operation <= cp of the whole checkpoint", drop["op_s"] <= cp2["wall_s"],
+         f"{drop['op_s']:.2f} s vs cp {cp2['wall_s']:.2f} s"),
+        ("dropping half: whole process <= cp of the whole checkpoint", drop["wall_s"] <= cp2["wall_s"],
+         f"{drop['wall_s']:.2f} s vs cp {cp2['wall_s']:.2f} s (Python and numpy start-up included)"),
         ("`partialsaver --help` <= 0.5 s", summary["`partialsaver --help`"]["wall_s"] <= 0.5,
          f"{summary['`partialsaver --help`']['wall_s']:.2f} s"),
         ("`partialsaver list` <= 0.5 s", summary["`partialsaver list` (VGG-16)"]["wall_s"] <= 0.5,
